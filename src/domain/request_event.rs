@@ -1,0 +1,117 @@
+//! The canonical OTP request event: what the shim writes to the request topic
+//! (`schemas/otp-request-event.schema.json`).
+//!
+//! Its value is a `_send` body, so a DIGIT producer can publish what it would POST and operators
+//! can replay a topic; the shim writes it normalised (`RequestInfo` spelling, lower-case `type`,
+//! trimmed values, unknown fields dropped). `RequestInfo.authToken` and `RequestInfo.userInfo`
+//! are dropped: the worker needs neither, and tokens do not belong on a shared topic.
+//!
+//! The Kafka key is `<root tenant>:<mobile>` (e.g. `pb:9876543210`): all requests of one user
+//! land on one partition, in order. The request id travels in the `x-request-id` header.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::otp_request::OtpRequest;
+
+/// Kafka header carrying the request id (idempotency key for the worker).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// `RequestInfo` members that never reach the topic.
+const DROPPED_REQUEST_INFO_FIELDS: [&str; 2] = ["authToken", "userInfo"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestEvent {
+    #[serde(
+        rename = "RequestInfo",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub request_info: Option<Map<String, Value>>,
+    pub otp: RequestEventOtp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestEventOtp {
+    pub mobile_number: String,
+    pub tenant_id: String,
+    #[serde(rename = "type")]
+    pub otp_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub user_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub country_code: Option<String>,
+}
+
+impl RequestEvent {
+    pub fn from_request(request: &OtpRequest) -> Self {
+        let request_info = request.request_info.as_ref().map(|info| {
+            let mut info = info.clone();
+            for field in DROPPED_REQUEST_INFO_FIELDS {
+                info.remove(field);
+            }
+            info
+        });
+        Self {
+            request_info,
+            otp: RequestEventOtp {
+                mobile_number: request.mobile_number.clone(),
+                tenant_id: request.tenant_id.clone(),
+                otp_type: request.otp_type.as_str().to_owned(),
+                user_type: request.user_type.clone(),
+                locale: request.locale.clone(),
+                country_code: request.country_code.clone(),
+            },
+        }
+    }
+}
+
+/// The partition key of a request: `<root tenant>:<mobile>`.
+pub fn request_key(request: &OtpRequest) -> String {
+    format!("{}:{}", request.root_tenant(), request.mobile_number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RawOtpRequest;
+    use serde_json::json;
+
+    #[test]
+    fn event_is_normalised_and_drops_tokens() {
+        let request = RawOtpRequest::from_value(&json!({
+            "requestInfo": {"apiId": "Rainmaker", "authToken": "secret-token", "userInfo": {"id": 1}},
+            "otp": {"mobileNumber": " 9876543210 ", "tenantId": "pb.amritsar", "type": "LOGIN",
+                    "userType": "citizen", "junk": 1}
+        }))
+        .expect("parses")
+        .validate()
+        .expect("valid");
+        let event = serde_json::to_value(RequestEvent::from_request(&request)).expect("json");
+        assert_eq!(
+            event,
+            json!({"RequestInfo": {"apiId": "Rainmaker"},
+                   "otp": {"mobileNumber": "9876543210", "tenantId": "pb.amritsar",
+                           "type": "login", "userType": "citizen"}})
+        );
+        assert_eq!(request_key(&request), "pb:9876543210");
+    }
+
+    #[test]
+    fn an_event_parses_back_into_the_same_request() {
+        let request = RawOtpRequest::from_value(&json!({"otp": {"mobileNumber": "9876543210",
+            "tenantId": "pb", "locale": "hi_IN", "countryCode": "+91"}}))
+        .expect("parses")
+        .validate()
+        .expect("valid");
+        let bytes = serde_json::to_vec(&RequestEvent::from_request(&request)).expect("json");
+        let again = RawOtpRequest::from_json_bytes(&bytes)
+            .expect("parses")
+            .validate()
+            .expect("valid");
+        assert_eq!(again, request);
+    }
+}

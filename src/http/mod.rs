@@ -1,0 +1,74 @@
+//! The HTTP server: the `_send` shim, health checks, and (next issue) the egov-otp API.
+//!
+//! Every answer is JSON. Errors use DIGIT's legacy envelope ([`envelope`]), including unknown
+//! paths, wrong methods and panics, so a caller never sees a plain-text or empty error.
+
+pub mod envelope;
+mod health;
+mod json_body;
+mod send;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::Settings;
+use crate::kafka::EventProducer;
+use envelope::LegacyError;
+
+/// DIGIT's context path for this service.
+pub const CONTEXT_PATH: &str = "/user-otp";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub producer: EventProducer,
+    pub request_topic: Arc<str>,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, producer: EventProducer) -> Self {
+        Self {
+            producer,
+            request_topic: settings.kafka.request_topic.as_str().into(),
+            max_body_bytes: settings.http.max_body_bytes,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(&format!("{CONTEXT_PATH}/v1/_send"), post(send::send_otp))
+        .route(&format!("{CONTEXT_PATH}/health"), get(health::liveness))
+        .route(
+            &format!("{CONTEXT_PATH}/health/ready"),
+            get(health::readiness),
+        )
+        .fallback(|| async { LegacyError::not_found() })
+        .method_not_allowed_fallback(|| async { LegacyError::method_not_allowed() })
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    LegacyError::internal().into_response()
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,115 @@
+//! `POST /user-otp/v1/_send`: validate, then hand the request to the worker through the request
+//! topic.
+//!
+//! The answer is 201 only after the broker acknowledged the event, so a 201 means the request
+//! will be served (the worker is at-least-once and idempotent on the request id). The request id
+//! is the caller's `X-Request-Id` when it is a sensible token (a retry with the same id is then
+//! served once), else a fresh UUID; it is echoed in the response header.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use super::envelope::LegacyError;
+use super::json_body::JsonBody;
+use super::AppState;
+use crate::domain::request_event::{request_key, REQUEST_ID_HEADER};
+use crate::domain::{RawOtpRequest, RequestEvent};
+use crate::telemetry::Masked;
+
+/// The success answer, `{"responseInfo":null,"isSuccessful":true}` (fields in this order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SendResponse {
+    response_info: Option<()>,
+    is_successful: bool,
+}
+
+/// Longest caller-supplied request id we honour.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+pub async fn send_otp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, LegacyError> {
+    let request = RawOtpRequest::from_json_bytes(&body)
+        .map_err(|e| LegacyError::malformed(e.to_string()))?
+        .validate()
+        .map_err(|rules| LegacyError::invalid_otp_request(&rules))?;
+    let request_id = request_id(&headers);
+    let payload = serde_json::to_vec(&RequestEvent::from_request(&request)).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialise a request event");
+        LegacyError::internal()
+    })?;
+    let key = request_key(&request);
+    state
+        .producer
+        .send(
+            &state.request_topic,
+            &key,
+            &payload,
+            &[(REQUEST_ID_HEADER, &request_id)],
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(%request_id, error = %e, "OTP request not queued");
+            LegacyError::unavailable()
+        })?;
+    tracing::info!(
+        %request_id,
+        otp_type = %request.otp_type,
+        tenant = %request.tenant_id,
+        mobile = %Masked(&request.mobile_number),
+        "OTP request queued"
+    );
+    let mut response = (
+        StatusCode::CREATED,
+        Json(SendResponse {
+            response_info: None,
+            is_successful: true,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The caller's `X-Request-Id` if it is 1–128 visible ASCII characters, else a new UUID.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID_LEN
+                && id.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_request_ids_are_honoured_when_sensible() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(request_id(&headers).len(), 36);
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&headers), "has space");
+        let long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        headers.insert(
+            REQUEST_ID_HEADER,
+            HeaderValue::from_str(&long).expect("ascii"),
+        );
+        assert_eq!(request_id(&headers).len(), 36);
+    }
+}

@@ -1,0 +1,101 @@
+//! The shared event producer: bounded sends that resolve only on the broker's acknowledgement.
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::config::KafkaSettings;
+
+/// Slack on top of librdkafka's own `message.timeout.ms` before we stop waiting ourselves.
+const LOCAL_TIMEOUT_SLACK: Duration = Duration::from_millis(500);
+
+/// Why an event is not (known to be) on its topic.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("the broker did not acknowledge the event within {0:?}")]
+    Timeout(Duration),
+    #[error("the broker refused the event: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// A cheap-to-clone handle on one librdkafka producer.
+#[derive(Clone)]
+pub struct EventProducer {
+    inner: FutureProducer,
+    send_timeout: Duration,
+}
+
+impl EventProducer {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
+        let timeout_ms = settings.send_timeout.as_millis().to_string();
+        let inner: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("client.id", "user-otp")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", settings.linger_ms.to_string())
+            .set("message.timeout.ms", &timeout_ms)
+            .set("socket.connection.setup.timeout.ms", &timeout_ms)
+            .create()?;
+        Ok(Self {
+            inner,
+            send_timeout: settings.send_timeout,
+        })
+    }
+
+    /// Writes one event and waits for the broker's acknowledgement, at most the send timeout.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<(), ProduceError> {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |acc, (key, value)| {
+                acc.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        let limit = self.send_timeout + LOCAL_TIMEOUT_SLACK;
+        let delivery = self.inner.send(record, Timeout::After(self.send_timeout));
+        match tokio::time::timeout(limit, delivery).await {
+            Err(_) => Err(ProduceError::Timeout(self.send_timeout)),
+            Ok(Err((error, _message))) => Err(ProduceError::Kafka(error)),
+            Ok(Ok(_delivery)) => Ok(()),
+        }
+    }
+
+    /// True when a broker answers a metadata request within `timeout`.
+    pub async fn broker_reachable(&self, topic: &str, timeout: Duration) -> bool {
+        let producer = self.inner.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Waits (blocking, off the async threads) until every queued event is acknowledged or
+    /// `timeout` passes; used at shutdown.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+}

@@ -1,0 +1,47 @@
+//! Logging set-up, and the one way personal data may appear in a log line.
+//!
+//! No OTP, no full mobile number and no secret is ever logged, at any level: mobile numbers and
+//! user names go through [`Masked`], which keeps only the last four characters.
+
+use std::fmt;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), output on stderr.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Displays a mobile number or user name with all but its last four characters hidden:
+/// `9876543210` → `******3210`; values of four characters or fewer are hidden entirely.
+pub struct Masked<'a>(pub &'a str);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chars: Vec<char> = self.0.chars().collect();
+        let shown = if chars.len() > 4 { 4 } else { 0 };
+        let hidden = chars.len() - shown;
+        for _ in 0..hidden {
+            f.write_str("*")?;
+        }
+        chars[hidden..].iter().try_for_each(|c| write!(f, "{c}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Masked;
+
+    #[test]
+    fn masking_keeps_only_the_last_four() {
+        assert_eq!(Masked("9876543210").to_string(), "******3210");
+        assert_eq!(Masked("1234").to_string(), "****");
+        assert_eq!(Masked("").to_string(), "");
+        assert_eq!(Masked("ऋषि-कुमार").to_string(), "*****ुमार");
+    }
+}
