@@ -21,11 +21,11 @@ struct Cli {
 enum Role {
     /// HTTP: the _send shim, health checks and the egov-otp API.
     Serve,
-    /// Consume OTP requests and send codes (not implemented yet).
+    /// Consume OTP requests, store codes and emit SMS events.
     Worker,
     /// Both HTTP and worker in one process (the local default).
     All,
-    /// Apply database migrations and exit (not implemented yet).
+    /// Apply database migrations and exit.
     Migrate,
 }
 

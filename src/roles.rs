@@ -1,6 +1,7 @@
 //! The process roles behind the CLI: `serve` (HTTP), `worker`, `all` (both), `migrate`.
 //! Each takes the validated settings and a shutdown token, and returns when the token is
-//! cancelled and its work is drained.
+//! cancelled and its work is drained. Every role but `migrate` applies pending migrations first
+//! (safe with several instances starting at once).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -12,20 +13,75 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::kafka::EventProducer;
+use crate::store::OtpStore;
+use crate::worker;
 
 /// How long shutdown waits for queued events to be acknowledged.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The HTTP role alone.
+pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = migrated_store(settings).await?;
+    serve_with(settings, store, shutdown).await
+}
+
+/// The worker role alone.
+pub async fn worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = migrated_store(settings).await?;
+    worker::run(settings, store, shutdown).await
+}
+
+/// Both roles in one process (the local default). If one stops with an error, the other is
+/// shut down too and the error is returned.
+pub async fn all(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = migrated_store(settings).await?;
+    let both = shutdown.child_token();
+    let stop_both = |result: anyhow::Result<()>| {
+        if result.is_err() {
+            both.cancel();
+        }
+        result
+    };
+    let (served, worked) = tokio::join!(
+        async { stop_both(serve_with(settings, store.clone(), both.clone()).await) },
+        async { stop_both(worker::run(settings, store.clone(), both.clone()).await) },
+    );
+    served.and(worked)
+}
+
+/// Applies the database migrations and exits.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = OtpStore::new(&settings.database)?;
+    let applied = store.migrate().await.context("applying migrations")?;
+    tracing::info!(applied, "migrations up to date");
+    Ok(())
+}
+
+async fn migrated_store(settings: &Settings) -> anyhow::Result<OtpStore> {
+    let store = OtpStore::new(&settings.database)?;
+    store.migrate().await.with_context(|| {
+        format!(
+            "applying migrations on {}:{}/{}",
+            settings.database.host, settings.database.port, settings.database.dbname
+        )
+    })?;
+    Ok(store)
+}
+
 /// The HTTP role: binds `USER_OTP_HTTP_PORT` on all interfaces and serves until shutdown, then
 /// finishes in-flight requests and flushes the producer.
-pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve_with(
+    settings: &Settings,
+    store: OtpStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
     let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.http.port));
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("binding HTTP port {}", settings.http.port))?;
     tracing::info!(%address, request_topic = %settings.kafka.request_topic, "HTTP server listening");
-    let state = AppState::new(settings, producer.clone());
+    let state = AppState::new(settings, producer.clone(), store);
     http::serve(listener, state, shutdown)
         .await
         .context("HTTP server")?;
@@ -35,21 +91,4 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::
         .await
         .context("flushing the Kafka producer")?;
     Ok(())
-}
-
-/// The worker role. Not built yet (issue 4): it says so instead of pretending.
-pub async fn worker(_settings: &Settings, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::bail!("the worker role is not implemented yet: request events stay on the topic")
-}
-
-/// Both roles in one process (the local default). Until the worker exists, only the HTTP role
-/// runs, with a warning.
-pub async fn all(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    tracing::warn!("the worker role is not implemented yet: request events stay on the topic");
-    serve(settings, shutdown).await
-}
-
-/// Applies the database migrations. Not built yet (issue 4).
-pub async fn migrate(_settings: &Settings) -> anyhow::Result<()> {
-    anyhow::bail!("migrations are not implemented yet: the OTP store arrives with the worker")
 }

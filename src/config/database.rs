@@ -18,6 +18,8 @@ pub struct DatabaseSettings {
     pub dbname: String,
     pub username: String,
     pub password: String,
+    /// Connections in the pool of each process.
+    pub pool_size: usize,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -28,6 +30,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("dbname", &self.dbname)
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("pool_size", &self.pool_size)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ impl DatabaseSettings {
             dbname,
             username,
             password,
+            pool_size: 8,
         })
     }
 

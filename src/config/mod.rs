@@ -17,6 +17,9 @@ pub use error::ConfigError;
 pub use secret::HmacSecret;
 pub use sources::Sources;
 
+use crate::domain::code::{MAX_CODE_LENGTH, MIN_CODE_LENGTH};
+use crate::domain::templates::has_placeholder;
+use crate::domain::OtpType;
 use keys::Key;
 
 /// Which safety checks apply: production refuses to run without a real HMAC secret.
@@ -43,6 +46,10 @@ pub struct KafkaSettings {
     pub sms_topic: String,
     pub email_topic: String,
     pub dead_letter_topic: String,
+    /// The worker's consumer group.
+    pub consumer_group: String,
+    /// Most request events handled as one batch.
+    pub worker_batch_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +58,8 @@ pub struct UserServiceSettings {
     pub host: String,
     /// Path of the search endpoint, e.g. `/user/_search`.
     pub search_path: String,
+    /// Bound on one call (failed calls are retried).
+    pub call_timeout: Duration,
 }
 
 impl UserServiceSettings {
@@ -67,6 +76,30 @@ pub struct OtpSettings {
     pub code_length: u8,
     /// How long a code stays valid (DIGIT `egov.otp.ttl`).
     pub code_ttl: Duration,
+    /// Wrong codes after which a code is dead.
+    pub max_failed_attempts: u32,
+    /// SMS text overrides per type (`None`: DIGIT's en_IN default).
+    pub sms_texts: PerType<Option<String>>,
+    /// DLT template ids per type, for the SMS event's `templateId`.
+    pub dlt_template_ids: PerType<Option<String>>,
+}
+
+/// One value per OTP request type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerType<T> {
+    pub register: T,
+    pub login: T,
+    pub password_reset: T,
+}
+
+impl<T> PerType<T> {
+    pub fn get(&self, otp_type: OtpType) -> &T {
+        match otp_type {
+            OtpType::Register => &self.register,
+            OtpType::Login => &self.login,
+            OtpType::PasswordReset => &self.password_reset,
+        }
+    }
 }
 
 /// The whole, validated configuration.
@@ -79,6 +112,8 @@ pub struct Settings {
     pub otp: OtpSettings,
     pub database: DatabaseSettings,
     pub hmac_secret: HmacSecret,
+    /// Stored beside every hash so the secret can be rotated.
+    pub hmac_key_id: String,
 }
 
 impl Settings {
@@ -112,25 +147,45 @@ impl Settings {
                 sms_topic: read.topic(keys::SMS_TOPIC)?,
                 email_topic: read.topic(keys::EMAIL_TOPIC)?,
                 dead_letter_topic: read.topic(keys::DEAD_LETTER_TOPIC)?,
+                consumer_group: read.text(keys::CONSUMER_GROUP)?,
+                worker_batch_size: read.number(keys::WORKER_BATCH_SIZE, 1..=10_000)?,
             },
             user_service: UserServiceSettings {
                 host: read.http_url(keys::USER_HOST)?,
                 search_path: read.path(keys::SEARCH_USER_URL)?,
+                call_timeout: Duration::from_millis(
+                    read.number(keys::USER_TIMEOUT_MS, 50..=60_000)?,
+                ),
             },
             otp: OtpSettings {
                 sms_expiry: Duration::from_millis(
                     read.number(keys::SMS_EXPIRY_MS, 100..=3_600_000)?,
                 ),
-                code_length: read.number(keys::CODE_LENGTH, 4..=10)?,
+                code_length: read.number(keys::CODE_LENGTH, MIN_CODE_LENGTH..=MAX_CODE_LENGTH)?,
                 code_ttl: Duration::from_secs(read.number(keys::CODE_TTL_SECONDS, 30..=86_400)?),
+                max_failed_attempts: read.number(keys::MAX_FAILED_ATTEMPTS, 1..=100)?,
+                sms_texts: PerType {
+                    register: read.sms_text(keys::SMS_TEXT_REGISTER)?,
+                    login: read.sms_text(keys::SMS_TEXT_LOGIN)?,
+                    password_reset: read.sms_text(keys::SMS_TEXT_PASSWORDRESET)?,
+                },
+                dlt_template_ids: PerType {
+                    register: read.optional(keys::DLT_TEMPLATE_ID_REGISTER),
+                    login: read.optional(keys::DLT_TEMPLATE_ID_LOGIN),
+                    password_reset: read.optional(keys::DLT_TEMPLATE_ID_PASSWORDRESET),
+                },
             },
-            database: DatabaseSettings::parse(
-                &database_url.key,
-                &database_url.value,
-                read.text(keys::DATABASE_USERNAME)?,
-                read.optional(keys::DATABASE_PASSWORD).unwrap_or_default(),
-            )?,
+            database: DatabaseSettings {
+                pool_size: read.number(keys::DATABASE_POOL_SIZE, 1..=256)?,
+                ..DatabaseSettings::parse(
+                    &database_url.key,
+                    &database_url.value,
+                    read.text(keys::DATABASE_USERNAME)?,
+                    read.optional(keys::DATABASE_PASSWORD).unwrap_or_default(),
+                )?
+            },
             hmac_secret: HmacSecret::load(sources, profile == Profile::Development)?,
+            hmac_key_id: read.key_id(keys::HMAC_KEY_ID)?,
         })
     }
 }
@@ -201,13 +256,36 @@ impl Reader<'_> {
         Ok(found.value)
     }
 
+    /// An SMS text override: it must mark where the code goes (`%s` or `{otp}`).
+    fn sms_text(&self, key: Key) -> Result<Option<String>, ConfigError> {
+        match self.0.get(key.name, key.digit) {
+            None => Ok(None),
+            Some(found) if has_placeholder(&found.value) => Ok(Some(found.value)),
+            Some(found) => Err(ConfigError::new(
+                found.key,
+                "must contain %s or {otp} where the code goes",
+            )),
+        }
+    }
+
+    /// A short identifier: 1–32 of `[A-Za-z0-9_-]`.
+    fn key_id(&self, key: Key) -> Result<String, ConfigError> {
+        let found = self.found(key)?;
+        let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
+        if found.value.len() <= 32 && found.value.chars().all(legal) {
+            Ok(found.value)
+        } else {
+            Err(ConfigError::new(
+                found.key,
+                format!("{:?} is not 1-32 of letters, digits, '_', '-'", found.value),
+            ))
+        }
+    }
+
     fn http_url(&self, key: Key) -> Result<String, ConfigError> {
         let found = self.found(key)?;
-        let rest = found
-            .value
-            .strip_prefix("http://")
-            .or_else(|| found.value.strip_prefix("https://"));
-        match rest {
+        // Plain HTTP only: egov-user is reached inside the cluster and no TLS stack is built in.
+        match found.value.strip_prefix("http://") {
             Some(authority)
                 if !authority.is_empty() && !authority.contains(char::is_whitespace) =>
             {
@@ -215,7 +293,10 @@ impl Reader<'_> {
             }
             _ => Err(ConfigError::new(
                 found.key,
-                format!("{:?} is not an http(s) URL", found.value),
+                format!(
+                    "{:?} is not an http:// URL (https is not supported)",
+                    found.value
+                ),
             )),
         }
     }

@@ -68,6 +68,31 @@ fn digit_names_are_accepted() {
 }
 
 #[test]
+fn sms_texts_and_dlt_ids_are_per_type() {
+    let settings = load(&[
+        (
+            "USER_OTP_SMS_TEXT_PASSWORDRESET",
+            "OTP to reset password on NalJal is {otp}",
+        ),
+        ("USER_OTP_DLT_TEMPLATE_ID_LOGIN", "1007161234567890123"),
+    ])
+    .expect("valid");
+    assert_eq!(
+        settings
+            .otp
+            .sms_texts
+            .get(OtpType::PasswordReset)
+            .as_deref(),
+        Some("OTP to reset password on NalJal is {otp}")
+    );
+    assert_eq!(settings.otp.sms_texts.get(OtpType::Login), &None);
+    assert_eq!(
+        settings.otp.dlt_template_ids.get(OtpType::Login).as_deref(),
+        Some("1007161234567890123")
+    );
+}
+
+#[test]
 fn project_names_override_digit_names() {
     let settings = load(&[("SMS_TOPIC", "a"), ("USER_OTP_SMS_TOPIC", "b")]).expect("valid");
     assert_eq!(settings.kafka.sms_topic, "b");
@@ -91,6 +116,10 @@ fn each_invalid_value_names_the_key_that_was_set() {
         ("USER_OTP_PROFILE", "prod"),
         ("USER_OTP_KAFKA_SEND_TIMEOUT_MS", "0"),
         ("USER_OTP_HMAC_SECRET", "too-short"),
+        ("USER_HOST", "https://egov-user"),
+        ("USER_OTP_SMS_TEXT_LOGIN", "Your code is"),
+        ("USER_OTP_HMAC_KEY_ID", "key id"),
+        ("USER_OTP_WORKER_BATCH_SIZE", "0"),
     ];
     for (key, value) in cases {
         let err = load(&[(key, value)]).expect_err(&format!("{key}={value} must be refused"));

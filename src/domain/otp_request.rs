@@ -76,16 +76,7 @@ impl RawOtpRequest {
                 })
             }
         };
-        let otp = match body.get("otp") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(map),
-            Some(_) => {
-                return Err(RequestBodyError::WrongType {
-                    field: "otp",
-                    expected: "an object",
-                })
-            }
-        };
+        let otp = otp_object(body)?;
         let Some(otp) = otp else {
             return Ok(Self {
                 request_info,
@@ -166,8 +157,22 @@ impl OtpRequest {
     }
 }
 
+/// The `otp` member of a body: absent (or null), or an object.
+pub(crate) fn otp_object(
+    body: &Map<String, Value>,
+) -> Result<Option<&Map<String, Value>>, RequestBodyError> {
+    match body.get("otp") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(RequestBodyError::WrongType {
+            field: "otp",
+            expected: "an object",
+        }),
+    }
+}
+
 /// Reads a text field: strings and numbers are accepted, `null` and blanks are missing.
-fn scalar(
+pub(crate) fn scalar(
     otp: &Map<String, Value>,
     key: &str,
     field: &'static str,

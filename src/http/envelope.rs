@@ -52,10 +52,27 @@ impl LegacyError {
 
     /// 400 `Invalid OTP request` listing the failed §1 rules in order.
     pub fn invalid_otp_request(rules: &[ValidationRule]) -> Self {
+        Self::bad_request(
+            "Invalid OTP request",
+            rules.iter().map(|rule| rule.to_field_error()).collect(),
+        )
+    }
+
+    /// 400 with a message and field errors (validation of the egov-otp API).
+    pub fn bad_request(message: &str, fields: Vec<FieldError>) -> Self {
         Self {
-            fields: rules.iter().map(|rule| rule.to_field_error()).collect(),
-            ..Self::new(StatusCode::BAD_REQUEST, "Invalid OTP request", None)
+            fields,
+            ..Self::new(StatusCode::BAD_REQUEST, message, None)
         }
+    }
+
+    /// 503 when PostgreSQL cannot be reached.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            Some("The OTP store is unavailable; try again later".into()),
+        )
     }
 
     /// 400 for a body that is not a readable request (bad JSON, wrong type, too large, …).

@@ -1,5 +1,6 @@
 //! Liveness (`GET /user-otp/health`: the process answers) and readiness
-//! (`GET /user-otp/health/ready`: the producer reaches a broker, so `_send` can succeed).
+//! (`GET /user-otp/health/ready`: the producer reaches a broker and PostgreSQL answers, so
+//! `_send` and `_validate` can succeed).
 
 use std::time::Duration;
 
@@ -18,16 +19,23 @@ pub async fn liveness() -> Json<Value> {
 }
 
 pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if state
-        .producer
-        .broker_reachable(&state.request_topic, READINESS_TIMEOUT)
-        .await
-    {
-        (StatusCode::OK, Json(json!({"status": "UP", "kafka": "UP"})))
+    let (kafka, database) = tokio::join!(
+        state
+            .producer
+            .broker_reachable(&state.request_topic, READINESS_TIMEOUT),
+        tokio::time::timeout(READINESS_TIMEOUT, state.store.is_reachable()),
+    );
+    let database = database.unwrap_or(false);
+    let up = |ok: bool| if ok { "UP" } else { "DOWN" };
+    let status = if kafka && database {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "DOWN", "kafka": "DOWN"})),
-        )
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({"status": up(kafka && database), "kafka": up(kafka), "database": up(database)}),
+        ),
+    )
 }

@@ -1,4 +1,4 @@
-//! The HTTP server: the `_send` shim, health checks, and (next issue) the egov-otp API.
+//! The HTTP server: the `_send` shim, health checks, and the egov-otp API (`/otp/v1/…`).
 //!
 //! Every answer is JSON. Errors use DIGIT's legacy envelope ([`envelope`]), including unknown
 //! paths, wrong methods and panics, so a caller never sees a plain-text or empty error.
@@ -6,6 +6,7 @@
 pub mod envelope;
 mod health;
 mod json_body;
+mod otp_api;
 mod send;
 
 use std::any::Any;
@@ -19,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
+use crate::domain::code::CodeHasher;
 use crate::kafka::EventProducer;
+use crate::store::OtpStore;
 use envelope::LegacyError;
 
 /// DIGIT's context path for this service.
@@ -29,16 +32,23 @@ pub const CONTEXT_PATH: &str = "/user-otp";
 #[derive(Clone)]
 pub struct AppState {
     pub producer: EventProducer,
+    pub store: OtpStore,
+    pub hasher: CodeHasher,
     pub request_topic: Arc<str>,
     pub max_body_bytes: usize,
+    pub max_failed_attempts: i32,
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, producer: EventProducer) -> Self {
+    pub fn new(settings: &Settings, producer: EventProducer, store: OtpStore) -> Self {
         Self {
             producer,
+            store,
+            hasher: CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes()),
             request_topic: settings.kafka.request_topic.as_str().into(),
             max_body_bytes: settings.http.max_body_bytes,
+            max_failed_attempts: i32::try_from(settings.otp.max_failed_attempts)
+                .unwrap_or(i32::MAX),
         }
     }
 }
@@ -51,6 +61,8 @@ pub fn router(state: AppState) -> Router {
             &format!("{CONTEXT_PATH}/health/ready"),
             get(health::readiness),
         )
+        .route("/otp/v1/_validate", post(otp_api::validate))
+        .route("/otp/v1/_search", post(otp_api::search))
         .fallback(|| async { LegacyError::not_found() })
         .method_not_allowed_fallback(|| async { LegacyError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))

@@ -49,9 +49,9 @@ pub async fn send_otp(
         .producer
         .send(
             &state.request_topic,
-            &key,
+            Some(key.as_bytes()),
             &payload,
-            &[(REQUEST_ID_HEADER, &request_id)],
+            &[(REQUEST_ID_HEADER, request_id.as_bytes())],
         )
         .await
         .map_err(|e| {

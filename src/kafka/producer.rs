@@ -51,9 +51,9 @@ impl EventProducer {
     pub async fn send(
         &self,
         topic: &str,
-        key: &str,
+        key: Option<&[u8]>,
         payload: &[u8],
-        headers: &[(&str, &str)],
+        headers: &[(&str, &[u8])],
     ) -> Result<(), ProduceError> {
         let headers = headers
             .iter()
@@ -63,10 +63,10 @@ impl EventProducer {
                     value: Some(*value),
                 })
             });
-        let record = FutureRecord::to(topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
+        let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         let limit = self.send_timeout + LOCAL_TIMEOUT_SLACK;
         let delivery = self.inner.send(record, Timeout::After(self.send_timeout));
         match tokio::time::timeout(limit, delivery).await {

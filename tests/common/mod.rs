@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use user_otp::config::{Settings, Sources};
 use user_otp::http::{self, AppState};
 use user_otp::kafka::EventProducer;
+use user_otp::store::OtpStore;
 
 /// Partitions of every test topic.
 pub const PARTITIONS: i32 = 3;
@@ -55,11 +56,60 @@ pub async fn create_topic(name: &str) {
     }
 }
 
-/// Settings for a test: development profile, the test broker, the given extra variables.
+/// The PostgreSQL cluster started by `scripts/services` (`USER_OTP_TEST_PG_HOST_PORT` overrides
+/// `127.0.0.1:5433`); user and password `user_otp`, with the right to create databases.
+pub fn pg_host_port() -> String {
+    std::env::var("USER_OTP_TEST_PG_HOST_PORT").unwrap_or_else(|_| "127.0.0.1:5433".into())
+}
+
+const PG_USER: &str = "user_otp";
+
+/// JDBC URL of database `name` on the test cluster.
+pub fn database_url(name: &str) -> String {
+    format!("jdbc:postgresql://{}/{name}", pg_host_port())
+}
+
+/// A libpq connection to database `name` of the test cluster.
+pub async fn pg_connect(name: &str) -> tokio_postgres::Client {
+    let (host, port) = pg_host_port()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.parse::<u16>().expect("port")))
+        .expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&host)
+        .port(port)
+        .user(PG_USER)
+        .password(PG_USER)
+        .dbname(name);
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {}: {e}", pg_host_port()));
+    tokio::spawn(connection);
+    client
+}
+
+/// A new, empty database for one test; returns its name.
+pub async fn fresh_database() -> String {
+    let name = unique_name("test").replace('-', "_");
+    pg_connect("user_otp")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    name
+}
+
+/// Settings for a test: development profile, the test broker and database, the given extra
+/// variables.
 pub fn settings(vars: &[(&str, &str)]) -> Settings {
     let mut env: Vec<(String, String)> = vec![
         ("USER_OTP_PROFILE".into(), "development".into()),
         ("USER_OTP_KAFKA_BOOTSTRAP_SERVERS".into(), kafka_bootstrap()),
+        ("USER_OTP_DATABASE_URL".into(), database_url("user_otp")),
+        ("USER_OTP_DATABASE_USERNAME".into(), PG_USER.into()),
+        ("USER_OTP_DATABASE_PASSWORD".into(), PG_USER.into()),
     ];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::from_sources(&Sources::from_env(env).expect("sources")).expect("test settings")
@@ -75,10 +125,11 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(settings: &Settings) -> Self {
         let producer = EventProducer::new(&settings.kafka).expect("producer");
+        let store = OtpStore::new(&settings.database).expect("store");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let shutdown = CancellationToken::new();
-        let state = AppState::new(settings, producer);
+        let state = AppState::new(settings, producer, store);
         tokio::spawn(http::serve(listener, state, shutdown.clone()));
         Self {
             address,

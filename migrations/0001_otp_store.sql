@@ -1,0 +1,49 @@
+-- The OTP store: codes (only their keyed hashes), the identities each code answers to, and the
+-- outcome of every request event, keyed by its request id (the worker's idempotency key).
+
+-- One row per code; at most one code per request id, enforced here.
+CREATE TABLE otp_code (
+    id                 uuid        PRIMARY KEY,
+    request_id         text        NOT NULL UNIQUE,
+    -- state-level (root) tenant, e.g. 'pb'
+    tenant_id          text        NOT NULL,
+    -- where the SMS went; the identity _search reports until a validation names another
+    identity           text        NOT NULL,
+    -- id of the HMAC key the hash was made with, so keys can rotate
+    key_id             text        NOT NULL,
+    -- HMAC-SHA-256(secret, 'user-otp/code/v1' || 0x00 || id || code); never the code itself
+    code_hash          bytea       NOT NULL,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    expires_at         timestamptz NOT NULL,
+    failed_attempts    integer     NOT NULL DEFAULT 0,
+    validated_at       timestamptz,
+    validated_identity text
+);
+
+-- The identities a code answers to: the SMS mobile, plus (passwordreset) the value the caller
+-- sent. Only the newest code of an identity is live: a new code retires the older ones.
+-- seq orders codes of one identity even within one batch (same transaction time).
+CREATE TABLE otp_code_identity (
+    tenant_id  text   NOT NULL,
+    identity   text   NOT NULL,
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
+    code_id    uuid   NOT NULL,
+    PRIMARY KEY (tenant_id, identity, seq)
+);
+CREATE INDEX otp_code_identity_code ON otp_code_identity (code_id);
+
+-- What became of each request event. 'sms_pending' means the code is stored but the SMS event
+-- is not yet known to be acknowledged by the broker; every other outcome is final.
+CREATE TABLE otp_request_outcome (
+    request_id       text        PRIMARY KEY,
+    tenant_id        text        NOT NULL,
+    otp_type         text        NOT NULL,
+    outcome          text        NOT NULL CHECK (outcome IN
+                         ('sms_pending', 'sent', 'user_exists', 'unknown_user', 'no_mobile_number', 'stale')),
+    code_id          uuid,
+    source_topic     text        NOT NULL,
+    source_partition integer     NOT NULL,
+    source_offset    bigint      NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    completed_at     timestamptz
+);

@@ -1,0 +1,193 @@
+//! Requests of the egov-otp API (contract §7), parsed and checked without I/O.
+//!
+//! - `_validate`: `{"otp":{"otp":"123456","identity":"9876543210","tenantId":"pb"}}` (egov-user
+//!   also sends `RequestInfo` and `otp.userType`, which are ignored). Missing fields are reported
+//!   in the legacy order tenant, identity, otp.
+//! - `_search`: `{"otp":{"UUID":"…","tenantId":"pb"}}`; the `UUID` key matches in any case.
+//!
+//! Codes are scoped to the state-level tenant: `pb.amritsar` validates codes of `pb`.
+
+use serde_json::{Map, Value};
+
+use super::otp_request::{otp_object, scalar, RequestBodyError};
+use super::tenant::root_tenant;
+use super::validation::FieldError;
+
+/// A readable `_validate` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidateRequest {
+    /// The code as typed (not logged, never stored).
+    pub otp: String,
+    pub identity: String,
+    /// As sent (echoed in the answer); codes are looked up under its root.
+    pub tenant_id: String,
+}
+
+impl ValidateRequest {
+    pub fn root_tenant(&self) -> &str {
+        root_tenant(&self.tenant_id)
+    }
+}
+
+/// A readable `_search` request. `uuid` is `None` when the value is not a UUID (no such code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRequest {
+    pub uuid: Option<uuid::Uuid>,
+    pub tenant_id: String,
+}
+
+/// Parses a `_validate` body: `Err` for an unreadable body, `Ok(Err(fields))` for missing fields.
+pub fn parse_validate(
+    body: &[u8],
+) -> Result<Result<ValidateRequest, Vec<FieldError>>, RequestBodyError> {
+    let value = parse_object(body)?;
+    let empty = Map::new();
+    let otp = otp_object(&value)?.unwrap_or(&empty);
+    let tenant_id = scalar(otp, "tenantId", "otp.tenantId")?;
+    let identity = scalar(otp, "identity", "otp.identity")?;
+    let code = scalar(otp, "otp", "otp.otp")?;
+    match (tenant_id, identity, code) {
+        (Some(tenant_id), Some(identity), Some(otp)) => Ok(Ok(ValidateRequest {
+            otp,
+            identity,
+            tenant_id,
+        })),
+        (tenant_id, identity, code) => {
+            let mut missing = Vec::new();
+            if tenant_id.is_none() {
+                missing.push(field(
+                    "OTP.TENANT_ID_MANDATORY",
+                    "Tenant field is mandatory",
+                    "otp.tenantId",
+                ));
+            }
+            if identity.is_none() {
+                missing.push(field(
+                    "OTP.IDENTITY_MANDATORY",
+                    "Identity field is mandatory",
+                    "otp.identity",
+                ));
+            }
+            if code.is_none() {
+                missing.push(field(
+                    "OTP.OTP_MANDATORY",
+                    "Otp field is mandatory",
+                    "otp.otp",
+                ));
+            }
+            Ok(Err(missing))
+        }
+    }
+}
+
+/// Parses a `_search` body: `Err` for an unreadable body, `Ok(Err(fields))` for missing fields.
+pub fn parse_search(
+    body: &[u8],
+) -> Result<Result<SearchRequest, Vec<FieldError>>, RequestBodyError> {
+    let value = parse_object(body)?;
+    let empty = Map::new();
+    let otp = otp_object(&value)?.unwrap_or(&empty);
+    let tenant_id = scalar(otp, "tenantId", "otp.tenantId")?;
+    let uuid_key = otp
+        .keys()
+        .find(|key| key.eq_ignore_ascii_case("uuid"))
+        .cloned()
+        .unwrap_or_else(|| "UUID".to_owned());
+    let uuid = scalar(otp, &uuid_key, "otp.UUID")?;
+    match (tenant_id, uuid) {
+        (Some(tenant_id), Some(uuid)) => Ok(Ok(SearchRequest {
+            uuid: uuid::Uuid::parse_str(&uuid).ok(),
+            tenant_id,
+        })),
+        (tenant_id, uuid) => {
+            let mut missing = Vec::new();
+            if tenant_id.is_none() {
+                missing.push(field(
+                    "OTP.TENANT_ID_MANDATORY",
+                    "Tenant field is mandatory",
+                    "otp.tenantId",
+                ));
+            }
+            if uuid.is_none() {
+                missing.push(field(
+                    "OTP.UUID_MANDATORY",
+                    "UUID field is mandatory",
+                    "otp.UUID",
+                ));
+            }
+            Ok(Err(missing))
+        }
+    }
+}
+
+/// The field error of a wrong, expired, used or dead code (no detail on which, by design).
+pub fn validation_unsuccessful() -> FieldError {
+    field(
+        "OTP.VALIDATION_UNSUCCESSFUL",
+        "OTP validation unsuccessful",
+        "otp.otp",
+    )
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestBodyError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(RequestBodyError::NotAnObject),
+        Err(e) => Err(RequestBodyError::NotJson(e.to_string())),
+    }
+}
+
+fn field(code: &str, message: &str, field: &str) -> FieldError {
+    FieldError {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        field: field.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_requests_parse_and_report_missing_fields_in_order() {
+        let ok = parse_validate(br#"{"RequestInfo":{},"otp":{"otp":"012345","identity":"9876543210","tenantId":"pb.amritsar","userType":"CITIZEN"}}"#)
+            .expect("readable")
+            .expect("complete");
+        assert_eq!((ok.otp.as_str(), ok.root_tenant()), ("012345", "pb"));
+        let missing = parse_validate(br#"{"otp":{"identity":""}}"#)
+            .expect("readable")
+            .expect_err("incomplete");
+        let codes: Vec<&str> = missing.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            [
+                "OTP.TENANT_ID_MANDATORY",
+                "OTP.IDENTITY_MANDATORY",
+                "OTP.OTP_MANDATORY"
+            ]
+        );
+        assert!(parse_validate(b"[]").is_err());
+        assert!(parse_validate(br#"{"otp":{"otp":[1]}}"#).is_err());
+    }
+
+    #[test]
+    fn search_matches_the_uuid_key_in_any_case() {
+        let id = uuid::Uuid::new_v4();
+        for key in ["UUID", "uuid", "Uuid"] {
+            let body = format!(r#"{{"otp":{{"{key}":"{id}","tenantId":"pb"}}}}"#);
+            let request = parse_search(body.as_bytes())
+                .expect("readable")
+                .expect("complete");
+            assert_eq!(request.uuid, Some(id), "{key}");
+        }
+        let not_a_uuid = parse_search(br#"{"otp":{"UUID":"x","tenantId":"pb"}}"#)
+            .expect("readable")
+            .expect("complete");
+        assert_eq!(not_a_uuid.uuid, None);
+        let missing = parse_search(br#"{"otp":{}}"#)
+            .expect("readable")
+            .expect_err("missing");
+        assert_eq!(missing.len(), 2);
+    }
+}

@@ -1,0 +1,145 @@
+//! The worker: consumes OTP request events and serves each exactly once in effect.
+//!
+//! Delivery model: at-least-once consumption ([`consumer`]: an offset is stored only after its
+//! batch's outcomes are in PostgreSQL and its SMS events are acknowledged) plus idempotency on
+//! the request id enforced by the database ([`crate::store`]) gives one outcome and at most one
+//! code per request, and one SMS, including after redelivery, replay and crashes ([`sent_scan`]).
+//! Invalid events go to the dead-letter topic with the reason ([`dead_letter`]); nothing is
+//! dropped silently and a poison event never stops its partition.
+//!
+//! Shutdown: fetching stops at once; the batch in progress gets [`SHUTDOWN_GRACE`] to finish,
+//! then its remaining retries are abandoned (its events are redelivered later); finished work is
+//! committed synchronously.
+
+mod batch;
+mod consumer;
+mod dead_letter;
+mod incoming;
+mod notify;
+mod sent_scan;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use batch::{BatchSummary, Pipeline, Topics};
+pub use dead_letter::{
+    DETAIL_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+};
+
+use crate::config::Settings;
+use crate::domain::code::CodeHasher;
+use crate::domain::templates::MessageTemplates;
+use crate::domain::OtpType;
+use crate::kafka::EventProducer;
+use crate::retry::RetryPolicy;
+use crate::store::OtpStore;
+use crate::users::UserClient;
+
+/// How long the batch in progress may take to finish after shutdown was requested.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+impl Pipeline {
+    pub fn from_settings(
+        settings: &Settings,
+        store: OtpStore,
+        producer: EventProducer,
+    ) -> anyhow::Result<Self> {
+        let users = UserClient::new(
+            &settings.user_service,
+            RetryPolicy::from_settings(&settings.user_service),
+        )
+        .context("creating the egov-user client")?;
+        Ok(Self {
+            store,
+            users,
+            producer,
+            bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+            hasher: CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes()),
+            templates: templates(settings),
+            topics: Topics {
+                sms: settings.kafka.sms_topic.clone(),
+                email: settings.kafka.email_topic.clone(),
+                dead_letter: settings.kafka.dead_letter_topic.clone(),
+            },
+            code_length: settings.otp.code_length,
+            code_ttl: settings.otp.code_ttl,
+            sms_expiry: settings.otp.sms_expiry,
+            retry_policy: RetryPolicy::default(),
+        })
+    }
+}
+
+/// DIGIT's default texts with the configured per-type overrides.
+fn templates(settings: &Settings) -> MessageTemplates {
+    [OtpType::Register, OtpType::Login, OtpType::PasswordReset]
+        .into_iter()
+        .fold(MessageTemplates::default(), |templates, otp_type| {
+            let templates = match settings.otp.sms_texts.get(otp_type) {
+                Some(text) => templates.with_sms_text(otp_type, text.clone()),
+                None => templates,
+            };
+            match settings.otp.dlt_template_ids.get(otp_type) {
+                Some(id) => templates.with_dlt_template_id(otp_type, id.clone()),
+                None => templates,
+            }
+        })
+}
+
+/// Runs the worker until `shutdown` is cancelled.
+pub async fn run(
+    settings: &Settings,
+    store: OtpStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
+    let pipeline = Pipeline::from_settings(settings, store, producer.clone())?;
+    let consumer = consumer::subscribe(&settings.kafka).context("subscribing to requests")?;
+    tracing::info!(
+        topic = %settings.kafka.request_topic,
+        group = %settings.kafka.consumer_group,
+        "worker consuming"
+    );
+    // Cancelled SHUTDOWN_GRACE after shutdown: abandons the batch in progress.
+    let abandon = CancellationToken::new();
+    let abandon_later = abandon.clone();
+    let shutdown_watch = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_watch.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        abandon_later.cancel();
+    });
+    loop {
+        let batch =
+            consumer::next_batch(&consumer, settings.kafka.worker_batch_size, &shutdown).await;
+        if batch.is_empty() {
+            break;
+        }
+        match pipeline.process(&batch, &abandon).await {
+            Ok(summary) => {
+                consumer::store_offsets(&consumer, &batch);
+                tracing::debug!(events = batch.len(), ?summary, "batch done");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    events = batch.len(),
+                    "batch abandoned at shutdown; its events will be redelivered"
+                );
+                break;
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    consumer::commit(&consumer);
+    abandon.cancel();
+    producer
+        .flush(Duration::from_secs(5))
+        .await
+        .context("flushing the Kafka producer")?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
