@@ -37,6 +37,9 @@ const LOOKUP_CONCURRENCY: usize = 64;
 /// Longest the crash-recovery scan of the SMS topic may take.
 const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
 
+type LookupResult = Result<Option<crate::domain::FoundUser>, UserLookupError>;
+type LookupFuture<'a> = std::pin::Pin<Box<dyn Future<Output = LookupResult> + Send + 'a>>;
+
 /// Topic names the pipeline writes to.
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -107,8 +110,13 @@ impl Pipeline {
                 _ => None,
             })
             .collect();
-        let mut lookups = stream::iter(needs_user)
-            .map(|request| self.users.find(request, cancel))
+        // Boxed so the batch future stays `Send` (a closure over borrowed requests inside
+        // `buffered` trips the compiler's higher-ranked lifetime inference).
+        let lookup_futures: Vec<LookupFuture<'_>> = needs_user
+            .into_iter()
+            .map(|request| Box::pin(self.users.find(request, cancel)) as LookupFuture<'_>)
+            .collect();
+        let mut lookups = stream::iter(lookup_futures)
             .buffered(LOOKUP_CONCURRENCY)
             .collect::<Vec<_>>()
             .await
@@ -396,7 +404,7 @@ impl Pipeline {
 /// The next lookup result: the user, or why the event must be dead-lettered.
 #[allow(clippy::type_complexity)]
 fn next_lookup(
-    lookups: &mut impl Iterator<Item = Result<Option<crate::domain::FoundUser>, UserLookupError>>,
+    lookups: &mut impl Iterator<Item = LookupResult>,
 ) -> Result<Result<Option<crate::domain::FoundUser>, (Reason, String)>, Cancelled> {
     match lookups.next() {
         Some(Ok(user)) => Ok(Ok(user)),

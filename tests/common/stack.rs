@@ -1,0 +1,219 @@
+//! A whole user-otp stack for one test: fresh topics and database, a wiremock egov-user, the
+//! HTTP role in-process, and workers started on demand.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use user_otp::config::Settings;
+use user_otp::store::OtpStore;
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::*;
+
+pub struct Topics {
+    pub request: String,
+    pub sms: String,
+    pub email: String,
+    pub dead_letter: String,
+}
+
+pub struct Stack {
+    pub topics: Topics,
+    pub database: String,
+    pub users: MockServer,
+    pub settings: Settings,
+    pub app: TestApp,
+    pub db: tokio_postgres::Client,
+}
+
+/// A worker running in this process.
+pub struct RunningWorker {
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stack {
+    /// Topics, database (migrated), egov-user mock (answers "no such user" unless told
+    /// otherwise) and the HTTP role; `vars` are extra settings.
+    pub async fn start(vars: &[(&str, &str)]) -> Self {
+        let topics = Topics {
+            request: unique_name("otp-request"),
+            sms: unique_name("otp-sms"),
+            email: unique_name("otp-email"),
+            dead_letter: unique_name("otp-dlq"),
+        };
+        for topic in [
+            &topics.request,
+            &topics.sms,
+            &topics.email,
+            &topics.dead_letter,
+        ] {
+            create_topic(topic).await;
+        }
+        let database = fresh_database().await;
+        let users = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/user/_search"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
+            .with_priority(10)
+            .mount(&users)
+            .await;
+        let url = database_url(&database);
+        let mut all: Vec<(&str, &str)> = vec![
+            ("USER_OTP_REQUEST_TOPIC", &topics.request),
+            ("USER_OTP_SMS_TOPIC", &topics.sms),
+            ("USER_OTP_EMAIL_TOPIC", &topics.email),
+            ("USER_OTP_DEAD_LETTER_TOPIC", &topics.dead_letter),
+            ("USER_OTP_DATABASE_URL", &url),
+        ];
+        let user_host = users.uri();
+        let group = unique_name("group");
+        all.push(("USER_OTP_USER_HOST", &user_host));
+        all.push(("USER_OTP_CONSUMER_GROUP", &group));
+        all.extend_from_slice(vars);
+        let settings = settings(&all);
+        OtpStore::new(&settings.database)
+            .expect("store")
+            .migrate()
+            .await
+            .expect("migrations");
+        let app = TestApp::spawn(&settings).await;
+        let db = pg_connect(&database).await;
+        Self {
+            topics,
+            database,
+            users,
+            settings,
+            app,
+            db,
+        }
+    }
+
+    /// egov-user knows a citizen with this user name (and mobile, email).
+    pub async fn known_citizen(&self, user_name: &str, mobile: &str, email: Option<&str>) {
+        Mock::given(method("POST"))
+            .and(path("/user/_search"))
+            .and(body_partial_json(json!({"userName": user_name})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": [{
+                "id": 1, "uuid": "u-1", "userName": user_name, "mobileNumber": mobile,
+                "emailId": email, "tenantId": "pb", "type": "CITIZEN"}]})))
+            .with_priority(1)
+            .mount(&self.users)
+            .await;
+    }
+
+    pub fn spawn_worker(&self) -> RunningWorker {
+        let shutdown = CancellationToken::new();
+        let settings = self.settings.clone();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let store = OtpStore::new(&settings.database)?;
+            user_otp::worker::run(&settings, store, token).await
+        });
+        RunningWorker { shutdown, task }
+    }
+
+    /// Writes a request event (as any DIGIT producer would) to the request topic.
+    pub async fn produce(&self, key: &str, payload: &[u8], request_id: Option<&str>) {
+        produce(&self.topics.request, key, payload, request_id).await;
+    }
+
+    /// A register/login/passwordreset request event body.
+    pub fn request(mobile: &str, otp_type: &str) -> Vec<u8> {
+        json!({"RequestInfo": {"apiId": "test"},
+               "otp": {"mobileNumber": mobile, "tenantId": "pb.amritsar", "type": otp_type}})
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The recorded outcome of a request, waiting up to 30 s for it to be final.
+    pub async fn final_outcome(&self, request_id: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let row = self
+                .db
+                .query_opt(
+                    "SELECT outcome FROM otp_request_outcome WHERE request_id = $1",
+                    &[&request_id],
+                )
+                .await
+                .expect("query");
+            if let Some(outcome) = row.map(|r| r.get::<_, String>(0)) {
+                if outcome != "sms_pending" {
+                    return outcome;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no final outcome for {request_id} after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// POSTs `/otp/v1/_validate`.
+    pub async fn validate(&self, identity: &str, tenant_id: &str, otp: &str) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .post(self.app.url("/otp/v1/_validate"))
+            .json(&json!({"RequestInfo": {"action": "validate", "ts": 0},
+                "otp": {"otp": otp, "identity": identity, "tenantId": tenant_id, "userType": "CITIZEN"}}))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON answer"))
+    }
+}
+
+/// Writes one event with an optional `x-request-id` header.
+pub async fn produce(topic: &str, key: &str, payload: &[u8], request_id: Option<&str>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("producer");
+    let mut headers = OwnedHeaders::new();
+    if let Some(id) = request_id {
+        headers = headers.insert(Header {
+            key: "x-request-id",
+            value: Some(id),
+        });
+    }
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+}
+
+/// The code in an SMS text: its last run of digits.
+pub fn code_in(message: &str) -> String {
+    let digits: Vec<&str> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|run| !run.is_empty())
+        .collect();
+    digits
+        .last()
+        .map(|d| (*d).to_owned())
+        .expect("a code in the SMS")
+}
+
+/// The expected legacy answer to a failed validation.
+pub fn validation_unsuccessful() -> Value {
+    json!({"responseInfo": null, "error": {"code": 400, "message": "OTP validation unsuccessful",
+        "description": null, "fields": [{"code": "OTP.VALIDATION_UNSUCCESSFUL",
+        "message": "OTP validation unsuccessful", "field": "otp.otp"}]}})
+}
