@@ -396,3 +396,89 @@ async fn the_full_path_send_then_sms_then_validate() {
     worker.shutdown.cancel();
     worker.task.await.expect("join").expect("worker ran");
 }
+
+/// Leaves `request_id` as a crashed worker would: outcome `sms_pending` with a stored code whose
+/// plain value nobody knows any more.
+async fn leave_pending(stack: &Stack, request_id: &str, mobile: &str) {
+    use user_otp::store::{NewCode, NewOutcome, OtpStore, Outcome, SourcePosition};
+    let store = OtpStore::new(&stack.settings.database).expect("store");
+    let id = uuid::Uuid::new_v4();
+    let recorded = store
+        .record_batch(&[NewOutcome {
+            request_id: request_id.to_owned(),
+            tenant_id: "pb".into(),
+            otp_type: "register",
+            outcome: Outcome::SmsPending,
+            source: SourcePosition {
+                topic: stack.topics.request.clone(),
+                partition: 0,
+                offset: 0,
+            },
+            code: Some(NewCode {
+                id,
+                identity: mobile.into(),
+                identities: vec![mobile.into()],
+                key_id: "k1".into(),
+                hash: vec![0; 32],
+                expires_at: std::time::SystemTime::now() + Duration::from_secs(900),
+            }),
+        }])
+        .await
+        .expect("record");
+    assert_eq!(recorded, [request_id]);
+}
+
+#[tokio::test]
+async fn a_pending_request_whose_sms_was_acknowledged_is_not_sent_again() {
+    let stack = Stack::start(&[]).await;
+    leave_pending(&stack, "crash-1", "9876543217").await;
+    // The crashed worker's SMS did reach the broker.
+    stack
+        .produce_to(
+            &stack.topics.sms,
+            "pb:9876543217",
+            br#"{"mobileNumber":"9876543217"}"#,
+            Some("crash-1"),
+        )
+        .await;
+    stack
+        .produce(
+            "pb:9876543217",
+            &Stack::request("9876543217", "register"),
+            Some("crash-1"),
+        )
+        .await;
+    let worker = stack.spawn_worker();
+    assert_eq!(stack.final_outcome("crash-1").await, "sent");
+    assert_eq!(event_count(&stack.topics.sms).await, 1, "no second SMS");
+    worker.shutdown.cancel();
+    worker.task.await.expect("join").expect("worker ran");
+}
+
+#[tokio::test]
+async fn a_pending_request_whose_sms_never_left_is_sent_once_with_a_fresh_code() {
+    let stack = Stack::start(&[]).await;
+    leave_pending(&stack, "crash-2", "9876543218").await;
+    stack
+        .produce(
+            "pb:9876543218",
+            &Stack::request("9876543218", "register"),
+            Some("crash-2"),
+        )
+        .await;
+    let worker = stack.spawn_worker();
+    assert_eq!(stack.final_outcome("crash-2").await, "sent");
+    let sms = read_events(&stack.topics.sms, 1).await;
+    assert_eq!(event_count(&stack.topics.sms).await, 1);
+    let code = code_in(payload_json(&sms[0])["message"].as_str().expect("message"));
+    let codes: i64 = stack
+        .db
+        .query_one("SELECT count(*) FROM otp_code", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(codes, 1, "the pending code was replaced in place");
+    assert_eq!(stack.validate("9876543218", "pb", &code).await.0, 200);
+    worker.shutdown.cancel();
+    worker.task.await.expect("join").expect("worker ran");
+}

@@ -30,6 +30,7 @@ pub struct Stack {
     pub settings: Settings,
     pub app: TestApp,
     pub db: tokio_postgres::Client,
+    producer: FutureProducer,
 }
 
 /// A worker running in this process.
@@ -92,6 +93,7 @@ impl Stack {
             settings,
             app,
             db,
+            producer: test_producer(),
         }
     }
 
@@ -121,7 +123,36 @@ impl Stack {
 
     /// Writes a request event (as any DIGIT producer would) to the request topic.
     pub async fn produce(&self, key: &str, payload: &[u8], request_id: Option<&str>) {
-        produce(&self.topics.request, key, payload, request_id).await;
+        self.produce_to(&self.topics.request, key, payload, request_id)
+            .await;
+    }
+
+    /// Writes one event with an optional `x-request-id` header to any topic.
+    pub async fn produce_to(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        request_id: Option<&str>,
+    ) {
+        let mut headers = OwnedHeaders::new();
+        if let Some(id) = request_id {
+            headers = headers.insert(Header {
+                key: "x-request-id",
+                value: Some(id),
+            });
+        }
+        self.producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
     }
 
     /// A register/login/passwordreset request event body.
@@ -173,30 +204,12 @@ impl Stack {
     }
 }
 
-/// Writes one event with an optional `x-request-id` header.
-pub async fn produce(topic: &str, key: &str, payload: &[u8], request_id: Option<&str>) {
-    let producer: FutureProducer = ClientConfig::new()
+fn test_producer() -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", kafka_bootstrap())
+        .set("linger.ms", "0")
         .create()
-        .expect("producer");
-    let mut headers = OwnedHeaders::new();
-    if let Some(id) = request_id {
-        headers = headers.insert(Header {
-            key: "x-request-id",
-            value: Some(id),
-        });
-    }
-    producer
-        .send(
-            FutureRecord::to(topic)
-                .key(key)
-                .payload(payload)
-                .headers(headers),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .expect("produce");
+        .expect("producer")
 }
 
 /// The code in an SMS text: its last run of digits.
