@@ -2,7 +2,7 @@
 //!
 //! Request path: `POST /user-otp/v1/_send` ([`http`]) validates a request ([`domain`]) and
 //! writes it as an event to the request topic ([`kafka`]), answering 201 only once the broker
-//! has acknowledged it. The worker (next issue) consumes that topic, looks the user up in
+//! has acknowledged it. The worker ([`worker`]) consumes that topic, looks the user up in
 //! egov-user, stores a keyed hash of a fresh code in PostgreSQL and emits the SMS event.
 //! Configuration is typed and validated at start-up ([`config`]).
 

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 /// (mobile numbers, code hashes).
 const PRIVACY_CAPS: &[&str] = &["tokio_postgres::query=info"];
 
-/// `RUST_LOG` (or `default` when unset or invalid) with the [`PRIVACY_CAPS`] applied last, so
+/// `RUST_LOG` (or `default` when unset or invalid) with the privacy caps applied last, so
 /// they win over a broader or equal directive.
 pub fn filter(default: &str) -> EnvFilter {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

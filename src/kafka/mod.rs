@@ -6,7 +6,7 @@
 //! little slack on our side): a caller learns within that time whether its event is on the
 //! topic, and an HTTP caller gets 503 otherwise, never a hang.
 //!
-//! Consuming (the worker, next issue) is at-least-once: offsets are stored only for events whose
+//! Consuming (the worker, [`crate::worker`]) is at-least-once: offsets are stored only for events whose
 //! outcome is durable, in partition order; idempotency on the request id turns redelivery into
 //! exactly-once effects.
 

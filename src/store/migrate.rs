@@ -38,7 +38,9 @@ pub async fn run(pool: &Pool) -> Result<usize, StoreError> {
 async fn apply_missing(client: &mut deadpool_postgres::Object) -> Result<usize, StoreError> {
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS user_otp_schema_migration (
+            // No NOTICE about an existing table on every start.
+            "SET client_min_messages TO warning;
+             CREATE TABLE IF NOT EXISTS user_otp_schema_migration (
                  version    integer     PRIMARY KEY,
                  name       text        NOT NULL,
                  applied_at timestamptz NOT NULL DEFAULT now())",

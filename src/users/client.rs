@@ -4,7 +4,7 @@
 //! Outcomes of [`UserClient::find`]:
 //! - `Ok(Some(user))`: egov-user answered 2xx with one or more users; the first is returned.
 //! - `Ok(None)`: egov-user answered 2xx with an empty `user` array. Nothing else means "no user".
-//! - Transient failures are retried with capped exponential backoff ([`super::retry`]) for as
+//! - Transient failures are retried with capped exponential backoff ([`crate::retry`]) for as
 //!   long as it takes: connection errors, an attempt exceeding [`RetryPolicy::call_timeout`],
 //!   HTTP 5xx and 429. Each retry is logged at `warn`.
 //! - `Err(Cancelled)` when the cancellation token fires first (shutdown); the request was not

@@ -1,10 +1,10 @@
 //! The worker: consumes OTP request events and serves each exactly once in effect.
 //!
-//! Delivery model: at-least-once consumption ([`consumer`]: an offset is stored only after its
+//! Delivery model: at-least-once consumption (`consumer`: an offset is stored only after its
 //! batch's outcomes are in PostgreSQL and its SMS events are acknowledged) plus idempotency on
 //! the request id enforced by the database ([`crate::store`]) gives one outcome and at most one
-//! code per request, and one SMS, including after redelivery, replay and crashes ([`sent_scan`]).
-//! Invalid events go to the dead-letter topic with the reason ([`dead_letter`]); nothing is
+//! code per request, and one SMS, including after redelivery, replay and crashes (`sent_scan`).
+//! Invalid events go to the dead-letter topic with the reason (`dead_letter`); nothing is
 //! dropped silently and a poison event never stops its partition.
 //!
 //! Shutdown: fetching stops at once; the batch in progress gets [`SHUTDOWN_GRACE`] to finish,
