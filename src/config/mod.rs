@@ -48,6 +48,9 @@ pub struct KafkaSettings {
     pub dead_letter_topic: String,
     /// The worker's consumer group.
     pub consumer_group: String,
+    /// Static group membership (`group.instance.id`): a restarted worker with the same id takes
+    /// its partitions back at once instead of waiting out its predecessor's session.
+    pub group_instance_id: Option<String>,
     /// Most request events handled as one batch.
     pub worker_batch_size: usize,
 }
@@ -148,6 +151,7 @@ impl Settings {
                 email_topic: read.topic(keys::EMAIL_TOPIC)?,
                 dead_letter_topic: read.topic(keys::DEAD_LETTER_TOPIC)?,
                 consumer_group: read.text(keys::CONSUMER_GROUP)?,
+                group_instance_id: read.optional(keys::GROUP_INSTANCE_ID),
                 worker_batch_size: read.number(keys::WORKER_BATCH_SIZE, 1..=10_000)?,
             },
             user_service: UserServiceSettings {

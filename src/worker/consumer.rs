@@ -48,7 +48,11 @@ pub type RequestConsumer = StreamConsumer<CommitOnRevoke>;
 
 /// A consumer in the worker group, subscribed to the request topic.
 pub fn subscribe(settings: &KafkaSettings) -> Result<RequestConsumer, KafkaError> {
-    let consumer: RequestConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if let Some(instance) = &settings.group_instance_id {
+        config.set("group.instance.id", instance);
+    }
+    let consumer: RequestConsumer = config
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("group.id", &settings.consumer_group)
         .set("client.id", "user-otp-worker")

@@ -19,8 +19,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::domain::request_event::REQUEST_ID_HEADER;
 
-/// How far before a pending request's recording the scan starts (clock skew, batching).
-const SCAN_SLACK_MS: i64 = 60_000;
+/// How far before a pending request's recording the scan starts: the SMS is produced after the
+/// recording, so this only covers clock skew between PostgreSQL and the broker.
+const SCAN_SLACK_MS: i64 = 10_000;
 
 /// The subset of `request_ids` with an SMS event on `topic` written since `since_ms` (epoch ms).
 pub async fn find_sent(

@@ -1,0 +1,164 @@
+//! The local stack the benchmark and drills run against (started by `scripts/services`), fresh
+//! names per run, and the service processes they start and measure.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Addresses of the local services, from the same variables `scripts/services` reads.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub kafka: String,
+    pub pg_host: String,
+    pub pg_port: u16,
+    pub pg_user: String,
+    pub pg_password: String,
+    pub pg_db: String,
+}
+
+impl Local {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Ok(Self {
+            kafka: format!(
+                "{}:{}",
+                var("LOCAL_KAFKA_HOST", "127.0.0.1"),
+                var("LOCAL_KAFKA_PORT", "9092")
+            ),
+            pg_host: "127.0.0.1".into(),
+            pg_port: var("LOCAL_PG_PORT", "5433")
+                .parse()
+                .context("LOCAL_PG_PORT")?,
+            pg_user: var("LOCAL_PG_USER", "user_otp"),
+            pg_password: var("LOCAL_PG_PASSWORD", "user_otp"),
+            pg_db: var("LOCAL_PG_DB", "user_otp"),
+        })
+    }
+}
+
+/// A short random suffix for topic, group and database names.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &id[..12])
+}
+
+/// A binary built next to this one (`target/release/<name>`).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating the bench binary")?;
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A child process that is killed when dropped.
+pub struct Service {
+    pub child: Child,
+}
+
+impl Service {
+    pub fn start(
+        name: &str,
+        binary: &PathBuf,
+        args: &[&str],
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        let child = Command::new(binary)
+            .args(args)
+            .envs(env)
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory so far (VmHWM), in MB.
+    pub fn peak_rss_mb(&self) -> Option<f64> {
+        peak_rss_mb(self.pid())
+    }
+
+    /// SIGTERM, then wait (SIGKILL after `grace`).
+    pub fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+        signal(self.pid(), "-TERM");
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGKILL (a crash), and reap.
+    pub fn crash(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// True if the process has exited (it crashed or stopped on its own).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Polls `probe` every 20 ms until it returns true or `timeout` passes.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !probe().await {
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

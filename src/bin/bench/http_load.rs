@@ -1,0 +1,200 @@
+//! HTTP load: `_send` against a trivial handler of the same server, and `_validate`.
+//! A closed-loop generator: `concurrency` tasks, each sending its next request as soon as the
+//! previous answer arrived, for a fixed time, over kept-alive connections.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::env::{free_port, sibling_binary, wait_until, Service};
+use crate::kafka_io;
+use crate::stack::Stack;
+
+pub struct Load {
+    pub rps: f64,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// What one request of a load is.
+#[derive(Clone, Copy)]
+enum Kind {
+    Send,
+    Health,
+    ValidateRight,
+    ValidateWrong,
+}
+
+pub struct HttpRun {
+    pub shim: Load,
+    pub trivial: Load,
+    pub validate_right: Load,
+    pub validate_wrong: Load,
+    pub serve_peak_rss_mb: f64,
+}
+
+/// Starts `user-otp serve` on `stack` and measures `_send`, the liveness handler, and
+/// `_validate` with the codes of the SMS events already on the stack's SMS topic.
+pub async fn run(stack: &Stack, seconds: u64, concurrency: usize) -> anyhow::Result<HttpRun> {
+    let port = free_port()?;
+    let serve = Service::start(
+        "serve",
+        &sibling_binary("user-otp")?,
+        &["serve"],
+        &stack.service_env(port),
+    )?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let health = format!("{base}/user-otp/health");
+    wait_until("serve to answer", Duration::from_secs(60), || async {
+        client.get(&health).send().await.is_ok()
+    })
+    .await?;
+
+    let codes = Arc::new(sms_codes(stack).await?);
+    let duration = Duration::from_secs(seconds);
+    let shim = hammer(&client, &base, Kind::Send, concurrency, duration, &codes).await;
+    let trivial = hammer(&client, &base, Kind::Health, concurrency, duration, &codes).await;
+    let validate_right = hammer(
+        &client,
+        &base,
+        Kind::ValidateRight,
+        concurrency,
+        duration,
+        &codes,
+    )
+    .await;
+    let validate_wrong = hammer(
+        &client,
+        &base,
+        Kind::ValidateWrong,
+        concurrency,
+        duration,
+        &codes,
+    )
+    .await;
+    let serve_peak_rss_mb = serve.peak_rss_mb().unwrap_or(f64::NAN);
+    serve.stop(Duration::from_secs(20))?;
+    Ok(HttpRun {
+        shim,
+        trivial,
+        validate_right,
+        validate_wrong,
+        serve_peak_rss_mb,
+    })
+}
+
+/// (mobile, code) of every SMS on the stack's SMS topic.
+async fn sms_codes(stack: &Stack) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(kafka_io::read_all(&stack.local.kafka, &stack.sms_topic)
+        .await?
+        .into_iter()
+        .filter_map(|record| {
+            let value: serde_json::Value = serde_json::from_slice(&record.payload).ok()?;
+            let mobile = value["mobileNumber"].as_str()?.to_owned();
+            let message = value["message"].as_str()?;
+            let code: String = message
+                .split(|c: char| !c.is_ascii_digit())
+                .rfind(|run| !run.is_empty())?
+                .to_owned();
+            Some((mobile, code))
+        })
+        .collect())
+}
+
+async fn hammer(
+    client: &reqwest::Client,
+    base: &str,
+    kind: Kind,
+    concurrency: usize,
+    duration: Duration,
+    codes: &Arc<Vec<(String, String)>>,
+) -> Load {
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, base, codes) = (client.clone(), base.to_owned(), codes.clone());
+            let (ok, failed, counter) = (ok.clone(), failed.clone(), counter.clone());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = build(&client, &base, kind, i, &codes) else {
+                        break;
+                    };
+                    match request.send().await {
+                        Ok(response) if response.status().is_success() == expects_success(kind) => {
+                            // Read the body so the connection is reused.
+                            let _ = response.bytes().await;
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let ok = ok.load(Ordering::Relaxed);
+    Load {
+        rps: ok as f64 / started.elapsed().as_secs_f64(),
+        ok,
+        failed: failed.load(Ordering::Relaxed),
+    }
+}
+
+fn expects_success(kind: Kind) -> bool {
+    !matches!(kind, Kind::ValidateWrong)
+}
+
+fn build(
+    client: &reqwest::Client,
+    base: &str,
+    kind: Kind,
+    i: usize,
+    codes: &[(String, String)],
+) -> Option<reqwest::RequestBuilder> {
+    let half = codes.len() / 2;
+    Some(match kind {
+        Kind::Health => client.get(format!("{base}/user-otp/health")),
+        Kind::Send => client
+            .post(format!("{base}/user-otp/v1/_send"))
+            .json(&json!({
+            "RequestInfo": {"apiId": "bench"},
+            "otp": {"mobileNumber": format!("6{:09}", i % 1_000_000_000),
+                    "tenantId": "pb.amritsar", "type": "register"}})),
+        // Each right code once (first half of the codes), wrong codes on the second half.
+        Kind::ValidateRight => {
+            let (mobile, code) = codes.get(i).filter(|_| i < half)?;
+            validate(client, base, mobile, code)
+        }
+        Kind::ValidateWrong => {
+            let (mobile, code) = codes.get(half + i % (codes.len() - half).max(1))?;
+            let wrong = if code == "000000" { "111111" } else { "000000" };
+            validate(client, base, mobile, wrong)
+        }
+    })
+}
+
+fn validate(
+    client: &reqwest::Client,
+    base: &str,
+    mobile: &str,
+    code: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}/otp/v1/_validate"))
+        .json(&json!({
+        "RequestInfo": {}, "otp": {"otp": code, "identity": mobile, "tenantId": "pb"}}))
+}

@@ -1,0 +1,176 @@
+//! `user-otp-bench`: the benchmark (`bench`) and fault drills (`drill`) of user-otp, against the
+//! real local Kafka and PostgreSQL (`scripts/services up`), a release build of `user-otp` run as
+//! separate processes, and the release fake egov-user started here (synthetic citizens `7…`).
+//! Run through `scripts/bench` and `scripts/drill`. Every figure it prints is measured in that
+//! run; nothing is a constant.
+
+mod audit;
+mod drill;
+mod env;
+mod http_load;
+mod kafka_io;
+mod measure;
+mod report;
+mod stack;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use env::{free_port, sibling_binary, wait_until, Local, Service};
+
+#[derive(Parser)]
+#[command(name = "user-otp-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Throughput, latency, HTTP, memory and growth figures.
+    Bench {
+        /// Smaller sizes: the whole run takes under 2 minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the figures as one JSON object to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Fault drills, each ending with an audit line.
+    Drill {
+        /// kill-worker, kafka-restart, pg-restart, user-outage, fuzz, or all.
+        name: String,
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+/// Sizes of one benchmark run.
+pub struct Sizes {
+    pub requests: usize,
+    pub latency_rate: u32,
+    pub latency_seconds: u32,
+    pub http_seconds: u64,
+    pub http_concurrency: usize,
+    pub growth_rows: Vec<u64>,
+    pub growth_requests: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                requests: 20_000,
+                latency_rate: 2_000,
+                latency_seconds: 10,
+                http_seconds: 4,
+                http_concurrency: 64,
+                growth_rows: Vec::new(),
+                growth_requests: 0,
+            }
+        } else {
+            Self {
+                requests: 100_000,
+                latency_rate: 2_000,
+                latency_seconds: 60,
+                http_seconds: 15,
+                http_concurrency: 64,
+                growth_rows: vec![1_000_000, 10_000_000],
+                growth_requests: 50_000,
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let local = Local::from_env()?;
+    let user_port = free_port()?;
+    let fake = Service::start(
+        "fake-egov-user",
+        &sibling_binary("fake-egov-user")?,
+        &[
+            "--port",
+            &user_port.to_string(),
+            "--users",
+            "dev/fake-egov-users.json",
+            "--synthetic-citizens-prefix",
+            "7",
+        ],
+        &Default::default(),
+    )?;
+    let user_host = format!("http://127.0.0.1:{user_port}");
+    let probe = reqwest::Client::new();
+    wait_until("the fake egov-user", Duration::from_secs(30), || async {
+        probe
+            .post(format!("{user_host}/user/_search"))
+            .json(&serde_json::json!({"tenantId": "pb", "userName": "0"}))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await?;
+    let result = match cli.command {
+        Command::Bench { quick, json } => bench(&local, &user_host, quick, json).await,
+        Command::Drill { name, quick } => drill::run(&local, &user_host, &name, quick).await,
+    };
+    drop(fake);
+    result
+}
+
+async fn bench(
+    local: &Local,
+    user_host: &str,
+    quick: bool,
+    json: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let sizes = Sizes::new(quick);
+    let started = Instant::now();
+    let mut figures = report::Figures::new(quick, local).await?;
+
+    eprintln!("worker throughput: {} preloaded requests", sizes.requests);
+    let run = measure::worker_throughput(local, user_host, sizes.requests, 1, 0)
+        .await
+        .context("worker throughput")?;
+    figures.worker(&run);
+    eprintln!("passthrough ceiling on the same events");
+    let to = env::unique("bench.passthrough");
+    kafka_io::create_topics(&local.kafka, &[&to], 3).await?;
+    let passthrough =
+        kafka_io::passthrough(&local.kafka, &run.stack.request_topic, &to, sizes.requests).await?;
+    figures.passthrough(passthrough);
+
+    eprintln!(
+        "latency: {} req/s for {} s",
+        sizes.latency_rate, sizes.latency_seconds
+    );
+    let latency =
+        measure::latency(local, user_host, sizes.latency_rate, sizes.latency_seconds).await?;
+    figures.latency(&latency);
+
+    eprintln!("HTTP: _send vs trivial handler, _validate");
+    let http = http_load::run(&run.stack, sizes.http_seconds, sizes.http_concurrency).await?;
+    figures.http(&http);
+
+    for rows in &sizes.growth_rows {
+        eprintln!("growth: worker with {rows} codes already stored");
+        let grown =
+            measure::worker_throughput(local, user_host, sizes.growth_requests, 1, *rows).await?;
+        figures.growth_rows(*rows, grown.rps);
+    }
+    if !quick {
+        eprintln!("growth: 1 vs 2 worker processes");
+        let one = measure::worker_throughput(local, user_host, sizes.growth_requests, 1, 0).await?;
+        let two = measure::worker_throughput(local, user_host, sizes.growth_requests, 2, 0).await?;
+        figures.growth_workers(one.rps, two.rps, two.peak_rss_mb);
+    }
+    figures.finish(started.elapsed());
+    figures.print();
+    if let Some(path) = json {
+        figures.write_json(&path)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! The worker measurements: end-to-end throughput on preloaded requests (with its passthrough
+//! ceiling), and latency under a fixed offered load.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::audit::{audit, Audit};
+use crate::env::{sibling_binary, wait_until, Local, Service};
+use crate::kafka_io::{self, Event};
+use crate::stack::Stack;
+
+/// `n` request events: even ones register a new number (`9…`, unknown to egov-user), odd ones
+/// log in a known citizen (`7…`, the fake's synthetic users). Every one earns an SMS.
+pub fn requests(n: usize, tag: &str) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let (mobile, otp_type) = if i % 2 == 0 {
+                (format!("9{i:09}"), "register")
+            } else {
+                (format!("7{i:09}"), "login")
+            };
+            Event {
+                key: format!("pb:{mobile}"),
+                payload: json!({"RequestInfo": {"apiId": "bench"},
+                    "otp": {"mobileNumber": mobile, "tenantId": "pb.amritsar", "type": otp_type}})
+                .to_string()
+                .into_bytes(),
+                request_id: format!("{tag}-{i}"),
+            }
+        })
+        .collect()
+}
+
+pub struct WorkerRun {
+    pub stack: Stack,
+    pub requests: usize,
+    pub seconds: f64,
+    pub rps: f64,
+    pub peak_rss_mb: f64,
+    pub audit: Audit,
+}
+
+/// Preloads `n` requests, starts `workers` worker processes and times until every request has
+/// its final outcome. `prefill` rows are put in the code table first.
+pub async fn worker_throughput(
+    local: &Local,
+    user_host: &str,
+    n: usize,
+    workers: usize,
+    prefill: u64,
+) -> anyhow::Result<WorkerRun> {
+    let stack = Stack::create(local, user_host, 3.max(workers as i32)).await?;
+    if prefill > 0 {
+        prefill_codes(&stack, prefill).await?;
+    }
+    let events = requests(n, "tp");
+    kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
+    let binary = sibling_binary("user-otp")?;
+    let started = Instant::now();
+    let processes: Vec<Service> = (0..workers)
+        .map(|i| {
+            Service::start(
+                &format!("worker-{i}"),
+                &binary,
+                &["worker"],
+                &stack.service_env(0),
+            )
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let target = n as i64;
+    wait_until(
+        "every request's outcome",
+        Duration::from_secs(1200),
+        || async { stack.final_outcomes().await.unwrap_or(0) >= target },
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss_mb = processes
+        .iter()
+        .filter_map(Service::peak_rss_mb)
+        .fold(0.0, f64::max);
+    for process in processes {
+        process.stop(Duration::from_secs(20))?;
+    }
+    let ids: Vec<String> = events.into_iter().map(|e| e.request_id).collect();
+    let audit = audit(&stack, &ids).await?;
+    Ok(WorkerRun {
+        stack,
+        requests: n,
+        seconds,
+        rps: n as f64 / seconds,
+        peak_rss_mb,
+        audit,
+    })
+}
+
+/// Fills the code tables with `rows` expired, validated codes of other numbers (as months of
+/// traffic would), with their identities and outcomes.
+async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
+    let rows = i64::try_from(rows)?;
+    let started = Instant::now();
+    stack
+        .db
+        .execute(
+            "INSERT INTO otp_code (id, request_id, tenant_id, identity, key_id, code_hash,
+                                   created_at, expires_at, validated_at)
+             SELECT gen_random_uuid(), 'prefill-' || g, 'pb', '8' || lpad(g::text, 9, '0'), 'k1',
+                    sha256(g::text::bytea), now() - interval '1 day', now() - interval '1 day',
+                    now() - interval '1 day'
+             FROM generate_series(1, $1::bigint) AS g",
+            &[&rows],
+        )
+        .await
+        .context("prefilling otp_code")?;
+    stack
+        .db
+        .batch_execute(
+            "INSERT INTO otp_code_identity (tenant_id, identity, code_id)
+                 SELECT tenant_id, identity, id FROM otp_code;
+             INSERT INTO otp_request_outcome (request_id, tenant_id, otp_type, outcome, code_id,
+                                              source_topic, source_partition, source_offset)
+                 SELECT request_id, tenant_id, 'register', 'sent', id, 'prefill', 0, 0 FROM otp_code;
+             ANALYZE;",
+        )
+        .await
+        .context("prefilling identities and outcomes")?;
+    eprintln!(
+        "  prefilled {rows} codes in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub struct Latency {
+    pub offered_rps: u32,
+    pub seconds: u32,
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub expired_sms: usize,
+}
+
+/// Offers `rate` requests per second for `seconds` to a running worker; latency is from each
+/// request event's timestamp to its SMS event's timestamp.
+pub async fn latency(
+    local: &Local,
+    user_host: &str,
+    rate: u32,
+    seconds: u32,
+) -> anyhow::Result<Latency> {
+    let stack = Stack::create(local, user_host, 3).await?;
+    let worker = Service::start(
+        "worker",
+        &sibling_binary("user-otp")?,
+        &["worker"],
+        &stack.service_env(0),
+    )?;
+    // Warm up: the worker has joined its group once a first request is served.
+    let warm = requests(1, "warm");
+    kafka_io::preload(&local.kafka, &stack.request_topic, &warm).await?;
+    wait_until(
+        "the worker to serve a first request",
+        Duration::from_secs(60),
+        || async { stack.final_outcomes().await.unwrap_or(0) >= 1 },
+    )
+    .await?;
+
+    let total = (rate * seconds) as usize;
+    let events = requests(total, "lat");
+    let producer = kafka_io::producer(&local.kafka, 0)?;
+    let per_tick = (rate / 100).max(1) as usize;
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    let mut sent_at: HashMap<String, i64> = HashMap::with_capacity(total);
+    let mut deliveries = Vec::with_capacity(total);
+    for chunk in events.chunks(per_tick) {
+        ticks.tick().await;
+        let now = now_ms();
+        for event in chunk {
+            deliveries.push(kafka_io::send(
+                &producer,
+                &stack.request_topic,
+                event,
+                Some(now),
+            )?);
+            sent_at.insert(event.request_id.clone(), now);
+        }
+    }
+    for delivery in deliveries {
+        kafka_io::acknowledged(delivery).await?;
+    }
+    let target = total as i64 + 1;
+    wait_until(
+        "every offered request's outcome",
+        Duration::from_secs(600),
+        || async { stack.final_outcomes().await.unwrap_or(0) >= target },
+    )
+    .await?;
+    worker.stop(Duration::from_secs(20))?;
+
+    let mut latencies = Vec::with_capacity(total);
+    let mut expired_sms = 0;
+    for record in kafka_io::read_all(&local.kafka, &stack.sms_topic).await? {
+        let Some(sent) = record.request_id.as_ref().and_then(|id| sent_at.get(id)) else {
+            continue;
+        };
+        latencies.push((record.timestamp_ms - sent) as f64);
+        let expiry = serde_json::from_slice::<serde_json::Value>(&record.payload)
+            .ok()
+            .and_then(|v| v["expiryTime"].as_i64())
+            .unwrap_or(0);
+        if expiry <= record.timestamp_ms {
+            expired_sms += 1;
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(Latency {
+        offered_rps: rate,
+        seconds,
+        requests: latencies.len(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        expired_sms,
+    })
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,127 @@
+//! A fresh set of topics and a fresh, migrated database for one measurement, and the
+//! environment the service processes get to use them.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use user_otp::config::{Settings, Sources};
+use user_otp::store::OtpStore;
+
+use crate::env::{unique, Local};
+use crate::kafka_io;
+
+pub struct Stack {
+    pub local: Local,
+    pub request_topic: String,
+    pub sms_topic: String,
+    pub email_topic: String,
+    pub dead_letter_topic: String,
+    pub group: String,
+    pub database: String,
+    pub user_host: String,
+    pub db: tokio_postgres::Client,
+}
+
+impl Stack {
+    pub async fn create(local: &Local, user_host: &str, partitions: i32) -> anyhow::Result<Self> {
+        let run = unique("bench");
+        let topic = |kind: &str| format!("{run}.{kind}");
+        let (request_topic, sms_topic, email_topic, dead_letter_topic) =
+            (topic("request"), topic("sms"), topic("email"), topic("dlq"));
+        kafka_io::create_topics(
+            &local.kafka,
+            &[&request_topic, &sms_topic, &email_topic, &dead_letter_topic],
+            partitions,
+        )
+        .await?;
+        let database = run.clone();
+        connect(local, &local.pg_db)
+            .await?
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .context("creating the benchmark database")?;
+        let stack = Self {
+            local: local.clone(),
+            request_topic,
+            sms_topic,
+            email_topic,
+            dead_letter_topic,
+            group: format!("{run}-workers"),
+            db: connect(local, &database).await?,
+            database,
+            user_host: user_host.to_owned(),
+        };
+        OtpStore::new(&stack.settings(0)?.database)?
+            .migrate()
+            .await
+            .context("migrating the benchmark database")?;
+        Ok(stack)
+    }
+
+    /// Environment of a `user-otp` process on this stack (HTTP on `http_port`).
+    pub fn service_env(&self, http_port: u16) -> HashMap<String, String> {
+        let l = &self.local;
+        [
+            ("USER_OTP_PROFILE", "development".to_owned()),
+            ("USER_OTP_HTTP_PORT", http_port.to_string()),
+            ("USER_OTP_KAFKA_BOOTSTRAP_SERVERS", l.kafka.clone()),
+            ("USER_OTP_REQUEST_TOPIC", self.request_topic.clone()),
+            ("USER_OTP_SMS_TOPIC", self.sms_topic.clone()),
+            ("USER_OTP_EMAIL_TOPIC", self.email_topic.clone()),
+            ("USER_OTP_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone()),
+            ("USER_OTP_CONSUMER_GROUP", self.group.clone()),
+            ("USER_OTP_USER_HOST", self.user_host.clone()),
+            (
+                "USER_OTP_DATABASE_URL",
+                format!(
+                    "jdbc:postgresql://{}:{}/{}",
+                    l.pg_host, l.pg_port, self.database
+                ),
+            ),
+            ("USER_OTP_DATABASE_USERNAME", l.pg_user.clone()),
+            ("USER_OTP_DATABASE_PASSWORD", l.pg_password.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// The same, as typed settings (for using the library directly).
+    pub fn settings(&self, http_port: u16) -> anyhow::Result<Settings> {
+        let sources = Sources::from_env(self.service_env(http_port))?;
+        Ok(Settings::from_sources(&sources)?)
+    }
+
+    /// Requests with a final outcome (anything but `sms_pending`).
+    pub async fn final_outcomes(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .db
+            .query_one(
+                "SELECT count(*) FROM otp_request_outcome WHERE outcome <> 'sms_pending'",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+}
+
+pub async fn connect(local: &Local, dbname: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&local.pg_host)
+        .port(local.pg_port)
+        .user(&local.pg_user)
+        .password(&local.pg_password)
+        .dbname(dbname);
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL {}:{}",
+                local.pg_host, local.pg_port
+            )
+        })?;
+    tokio::spawn(connection);
+    Ok(client)
+}
