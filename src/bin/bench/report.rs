@@ -114,7 +114,7 @@ impl Figures {
     }
 
     pub fn print(&self) {
-        println!("{:<34} {}", "figure", "value");
+        println!("{:<34} value", "figure");
         for (key, value) in &self.values {
             println!("{key:<34} {value}");
         }

@@ -58,12 +58,13 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Environment of a `user-otp` process on this stack (HTTP on `http_port`).
+    /// Environment of a `user-otp` process on this stack (HTTP on `http_port`; 0 for a
+    /// worker, which serves no HTTP).
     pub fn service_env(&self, http_port: u16) -> HashMap<String, String> {
         let l = &self.local;
         [
             ("USER_OTP_PROFILE", "development".to_owned()),
-            ("USER_OTP_HTTP_PORT", http_port.to_string()),
+            ("USER_OTP_HTTP_PORT", http_port.max(1).to_string()),
             ("USER_OTP_KAFKA_BOOTSTRAP_SERVERS", l.kafka.clone()),
             ("USER_OTP_REQUEST_TOPIC", self.request_topic.clone()),
             ("USER_OTP_SMS_TOPIC", self.sms_topic.clone()),
