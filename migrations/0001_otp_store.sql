@@ -1,13 +1,16 @@
--- The OTP store: codes (only their keyed hashes), the identities each code answers to, and the
--- outcome of every request event, keyed by its request id (the worker's idempotency key).
+-- The OTP store: codes (only their keyed hashes), the extra identities a code answers to, and
+-- the outcome of every request event, keyed by its request id (the worker's idempotency key).
 
--- One row per code; at most one code per request id, enforced here.
+-- One row per code. A code belongs to one request: the worker inserts it only together with
+-- that request's outcome (primary key below), which the database lets only one writer insert.
 CREATE TABLE otp_code (
     id                 uuid        PRIMARY KEY,
-    request_id         text        NOT NULL UNIQUE,
+    -- orders the codes of one identity, even within one batch (same transaction time)
+    seq                bigint      GENERATED ALWAYS AS IDENTITY,
+    request_id         text        NOT NULL,
     -- state-level (root) tenant, e.g. 'pb'
     tenant_id          text        NOT NULL,
-    -- where the SMS went; the identity _search reports until a validation names another
+    -- where the SMS went: the identity the code answers to (see otp_code_identity for more)
     identity           text        NOT NULL,
     -- id of the HMAC key the hash was made with, so keys can rotate
     key_id             text        NOT NULL,
@@ -19,21 +22,22 @@ CREATE TABLE otp_code (
     validated_at       timestamptz,
     validated_identity text
 );
+-- Only the newest code of an identity is live: a new code retires the older ones.
+CREATE INDEX otp_code_newest ON otp_code (tenant_id, identity, seq DESC);
 
--- The identities a code answers to: the SMS mobile, plus (passwordreset) the value the caller
--- sent. Only the newest code of an identity is live: a new code retires the older ones.
--- seq orders codes of one identity even within one batch (same transaction time).
+-- Further identities of a code (passwordreset: the value the caller sent, besides the stored
+-- mobile), with the code's seq so "newest" means the same across both tables.
 CREATE TABLE otp_code_identity (
-    tenant_id  text   NOT NULL,
-    identity   text   NOT NULL,
-    seq        bigint GENERATED ALWAYS AS IDENTITY,
-    code_id    uuid   NOT NULL,
+    tenant_id text   NOT NULL,
+    identity  text   NOT NULL,
+    seq       bigint NOT NULL,
+    code_id   uuid   NOT NULL,
     PRIMARY KEY (tenant_id, identity, seq)
 );
-CREATE INDEX otp_code_identity_code ON otp_code_identity (code_id);
 
 -- What became of each request event. 'sms_pending' means the code is stored but the SMS event
--- is not yet known to be acknowledged by the broker; every other outcome is final.
+-- is not yet known to be acknowledged by the broker; every other outcome is final. Pages keep
+-- room for the pending -> sent update in place (HOT update, no index write).
 CREATE TABLE otp_request_outcome (
     request_id       text        PRIMARY KEY,
     tenant_id        text        NOT NULL,
@@ -46,4 +50,4 @@ CREATE TABLE otp_request_outcome (
     source_offset    bigint      NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
     completed_at     timestamptz
-);
+) WITH (fillfactor = 80);

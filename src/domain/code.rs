@@ -21,7 +21,7 @@ use std::fmt;
 use hmac::digest::Key;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
-use rand::Rng;
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -76,9 +76,19 @@ impl fmt::Debug for OtpCode {
 /// The caller guarantees `length` is within [`MIN_CODE_LENGTH`]`..=`[`MAX_CODE_LENGTH`] (the
 /// configuration is validated at start-up); this function does not second-guess it.
 pub fn generate(length: u8) -> OtpCode {
-    let digits = (0..length)
-        .map(|_| char::from(b'0' + OsRng.gen_range(0..10u8)))
-        .collect();
+    // One read from the OS per code (a read per digit cost a system call each), then rejection
+    // sampling: bytes 250..=255 are dropped so every digit is exactly uniform.
+    let mut digits = String::with_capacity(usize::from(length));
+    let mut pool = [0u8; 32];
+    while digits.len() < usize::from(length) {
+        OsRng.fill_bytes(&mut pool);
+        for byte in pool.iter().filter(|b| **b < 250) {
+            if digits.len() == usize::from(length) {
+                break;
+            }
+            digits.push(char::from(b'0' + byte % 10));
+        }
+    }
     OtpCode(digits)
 }
 

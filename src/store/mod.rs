@@ -2,9 +2,10 @@
 //! outcomes. SQL lives in `sql/*.sql`; every statement is prepared once per connection
 //! (`prepare_cached`).
 //!
-//! Idempotency is the database's job: `otp_request_outcome.request_id` is the primary key and
-//! `otp_code.request_id` is unique, so a redelivered or replayed event can neither record a
-//! second outcome nor create a second code, however many workers race for it.
+//! Idempotency is the database's job: `otp_request_outcome.request_id` is the primary key, and
+//! a code is inserted in the same statement as its request's outcome and only when that insert
+//! won, so a redelivered or replayed event can neither record a second outcome nor create a
+//! second code, however many workers race for it.
 
 mod codes;
 pub mod migrate;

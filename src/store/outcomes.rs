@@ -228,7 +228,8 @@ impl From<&[NewOutcome]> for BatchColumns {
                 c.code_key_id.push(code.key_id.clone());
                 c.code_hash.push(code.hash.clone());
                 c.code_expires_at.push(code.expires_at);
-                for identity in &code.identities {
+                // The SMS identity is on the code row itself; only extra ones get rows.
+                for identity in code.identities.iter().filter(|i| **i != code.identity) {
                     c.identity_code_id.push(code.id);
                     c.identity_tenant_id.push(o.tenant_id.clone());
                     c.identity.push(identity.clone());

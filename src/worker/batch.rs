@@ -32,7 +32,11 @@ use crate::store::{NewCode, NewOutcome, OtpStore, Outcome};
 use crate::users::{UserClient, UserLookupError};
 
 /// egov-user searches in flight at once within a batch.
-const LOOKUP_CONCURRENCY: usize = 64;
+const LOOKUP_CONCURRENCY: usize = 32;
+
+/// How old a pending outcome must be before it counts as abandoned by a crashed or revoked
+/// batch (a live batch records, produces and marks within well under a second).
+const PENDING_GRACE: Duration = Duration::from_secs(5);
 
 /// Longest the crash-recovery scan of the SMS topic may take.
 const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +77,16 @@ pub struct BatchSummary {
     pub dead_lettered: usize,
     pub already_served: usize,
     pub recovered: usize,
+    /// Milliseconds spent in each step: classify, look up, record, notify, mark sent.
+    pub step_ms: [u32; 5],
+}
+
+/// Milliseconds since `since`, for [`BatchSummary::step_ms`].
+fn ms_since(since: &mut std::time::Instant) -> u32 {
+    let now = std::time::Instant::now();
+    let ms = u32::try_from(now.duration_since(*since).as_millis()).unwrap_or(u32::MAX);
+    *since = now;
+    ms
 }
 
 /// What to do with one event.
@@ -100,7 +114,9 @@ impl Pipeline {
         cancel: &CancellationToken,
     ) -> Result<BatchSummary, Cancelled> {
         let mut summary = BatchSummary::default();
+        let mut clock = std::time::Instant::now();
         let work = self.classify(events, cancel).await?;
+        summary.step_ms[0] = ms_since(&mut clock);
 
         // Look users up for everything to serve or recover, keeping event order.
         let needs_user: Vec<&OtpRequest> = work
@@ -121,6 +137,7 @@ impl Pipeline {
             .collect::<Vec<_>>()
             .await
             .into_iter();
+        summary.step_ms[1] = ms_since(&mut clock);
 
         let now = SystemTime::now();
         let mut outcomes = Vec::new();
@@ -206,6 +223,7 @@ impl Pipeline {
             .into_iter()
             .collect()
         };
+        summary.step_ms[2] = ms_since(&mut clock);
         let before = deliveries.len();
         deliveries.retain(|d| recorded.contains(&d.event.request_id));
         summary.already_served += before - deliveries.len();
@@ -284,6 +302,7 @@ impl Pipeline {
             result?;
         }
         summary.dead_lettered = dead_letters.len();
+        summary.step_ms[3] = ms_since(&mut clock);
 
         // Every SMS is acknowledged: record it.
         let mut sent: Vec<String> = deliveries
@@ -296,6 +315,7 @@ impl Pipeline {
             self.with_retry("mark SMS sent", cancel, || self.store.mark_sent(&sent))
                 .await?;
         }
+        summary.step_ms[4] = ms_since(&mut clock);
         Ok(summary)
     }
 
@@ -320,7 +340,7 @@ impl Pipeline {
             .filter(|(_, p)| p.is_ok())
             .map(|(event, _)| event.request_id.clone())
             .collect();
-        let existing = if ids.is_empty() {
+        let mut existing = if ids.is_empty() {
             HashMap::new()
         } else {
             self.with_retry("read outcomes", cancel, || {
@@ -328,6 +348,33 @@ impl Pipeline {
             })
             .await?
         };
+        // A request recorded as pending only moments ago may still be in flight in another
+        // batch (a redelivery after a rebalance, or another worker that still thinks it owns
+        // the partition): give that batch PENDING_GRACE to finish before treating the request
+        // as abandoned, then look again.
+        let youngest_pending = existing
+            .values()
+            .filter(|found| found.outcome == Outcome::SmsPending)
+            .map(|found| found.created_at)
+            .max();
+        if let Some(recorded) = youngest_pending {
+            // Bounded, should the database's clock run ahead of ours.
+            let wait = (recorded + PENDING_GRACE)
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .min(PENDING_GRACE);
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(Cancelled { attempts: 0 }),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                existing = self
+                    .with_retry("read outcomes", cancel, || {
+                        self.store.existing_outcomes(&ids)
+                    })
+                    .await?;
+            }
+        }
         let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
         Ok(events
             .iter()

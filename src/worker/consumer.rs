@@ -2,37 +2,62 @@
 //!
 //! Auto-commit is on but the offset *store* is manual: an offset is stored only after its whole
 //! batch returned `Ok` (outcome in PostgreSQL, SMS acknowledged by the broker), so librdkafka's
-//! periodic commit never covers unfinished work. Batches complete before the consumer is polled
-//! again, and rebalance callbacks run inside that poll, so when partitions are revoked every
-//! stored offset is final: it is committed synchronously right there and the next owner starts
-//! exactly after the finished work. Whatever was fetched but not finished is redelivered, which
-//! the idempotent store turns into no second SMS.
+//! periodic commit never covers unfinished work. When partitions are revoked, the stored offsets
+//! (finished work only) are committed synchronously and the partitions leave the
+//! [`Assignment`], so lanes drop their still-queued events; the next owner starts after the
+//! finished work. Whatever was fetched but not finished is redelivered, which the idempotent
+//! store turns into no second SMS.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::ClientContext;
-use tokio_util::sync::CancellationToken;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::incoming::Incoming;
 use crate::config::KafkaSettings;
 
-/// How long a batch keeps collecting once its first event arrived.
-const BATCH_LINGER: Duration = Duration::from_millis(5);
+/// The partitions this worker currently owns, as the rebalance callbacks report them.
+#[derive(Clone, Default)]
+pub struct Assignment(Arc<Mutex<HashSet<(String, i32)>>>);
 
-/// Commits stored offsets before partitions are taken away.
-pub struct CommitOnRevoke;
+impl Assignment {
+    pub fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.0
+            .lock()
+            .map(|owned| owned.contains(&(topic.to_owned(), partition)))
+            .unwrap_or(true)
+    }
+
+    fn update(&self, partitions: &TopicPartitionList, owned: bool) {
+        if let Ok(mut set) = self.0.lock() {
+            for element in partitions.elements() {
+                let key = (element.topic().to_owned(), element.partition());
+                if owned {
+                    set.insert(key);
+                } else {
+                    set.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Commits stored offsets before partitions are taken away, and tracks the [`Assignment`].
+pub struct CommitOnRevoke {
+    pub assignment: Assignment,
+}
 
 impl ClientContext for CommitOnRevoke {}
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            self.assignment.update(partitions, false);
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => tracing::info!(
                     partitions = partitions.count(),
@@ -42,12 +67,22 @@ impl ConsumerContext for CommitOnRevoke {
             }
         }
     }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            self.assignment.update(partitions, true);
+            tracing::info!(partitions = partitions.count(), "partitions assigned");
+        }
+    }
 }
 
 pub type RequestConsumer = StreamConsumer<CommitOnRevoke>;
 
 /// A consumer in the worker group, subscribed to the request topic.
-pub fn subscribe(settings: &KafkaSettings) -> Result<RequestConsumer, KafkaError> {
+pub fn subscribe(
+    settings: &KafkaSettings,
+    assignment: Assignment,
+) -> Result<RequestConsumer, KafkaError> {
     let mut config = ClientConfig::new();
     if let Some(instance) = &settings.group_instance_id {
         config.set("group.instance.id", instance);
@@ -64,49 +99,18 @@ pub fn subscribe(settings: &KafkaSettings) -> Result<RequestConsumer, KafkaError
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        // Keep fetching while the prefetch queue drains (librdkafka's default pauses 1 s),
-        // and bound that queue's memory.
-        .set("fetch.queue.backoff.ms", "0")
-        .set("queued.max.messages.kbytes", "16384")
-        .create_with_context(CommitOnRevoke)?;
+        // The prefetch queue: bounded (memory), and re-checked soon after it fills. The worker
+        // is slower than the fetcher, so the queue is usually full: 0 here made librdkafka's
+        // broker thread spin (a third of the worker's CPU in clock_gettime/poll), librdkafka's
+        // default (1 s) would stall the worker once the queue drained.
+        .set("fetch.queue.backoff.ms", "10")
+        .set("queued.min.messages", "10000")
+        .set("queued.max.messages.kbytes", "8192")
+        // One fetch response at most 2 MB (librdkafka's default allows 50 MB buffers).
+        .set("fetch.max.bytes", "2097152")
+        .create_with_context(CommitOnRevoke { assignment })?;
     consumer.subscribe(&[settings.request_topic.as_str()])?;
     Ok(consumer)
-}
-
-/// Waits for the next event (or shutdown), then takes whatever else arrives within a few
-/// milliseconds, up to `max` events. Empty only on shutdown.
-pub async fn next_batch(
-    consumer: &RequestConsumer,
-    max: usize,
-    shutdown: &CancellationToken,
-) -> Vec<Incoming> {
-    let mut batch = Vec::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return batch,
-            received = consumer.recv() => match received {
-                Ok(message) => {
-                    batch.push(Incoming::from_message(&message));
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "request topic: consumer error");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    while batch.len() < max {
-        match tokio::time::timeout(BATCH_LINGER, consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(Incoming::from_message(&message)),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "request topic: consumer error");
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    batch
 }
 
 /// Stores, per partition, the last offset of a finished batch (committed by the next

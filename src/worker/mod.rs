@@ -7,17 +7,22 @@
 //! Invalid events go to the dead-letter topic with the reason (`dead_letter`); nothing is
 //! dropped silently and a poison event never stops its partition.
 //!
-//! Shutdown: fetching stops at once; the batch in progress gets [`SHUTDOWN_GRACE`] to finish,
-//! then its remaining retries are abandoned (its events are redelivered later); finished work is
-//! committed synchronously.
+//! Concurrency: [`LANES`] batch pipelines per process, one per group of partitions
+//! (`lanes`), so a user's requests (one key, one partition) are never reordered.
+//!
+//! Shutdown: fetching stops at once; the batches in progress get [`SHUTDOWN_GRACE`] to finish,
+//! then their remaining retries are abandoned (their events are redelivered later); finished work
+//! is committed synchronously.
 
 mod batch;
 mod consumer;
 mod dead_letter;
 mod incoming;
+mod lanes;
 mod notify;
 mod sent_scan;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -40,6 +45,10 @@ use crate::users::UserClient;
 
 /// How long the batch in progress may take to finish after shutdown was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Concurrent batch pipelines per worker ([`lanes`]); partition `p` is served by lane
+/// `p % LANES`, so at most this many of a worker's partitions are processed at once.
+pub const LANES: usize = 6;
 
 impl Pipeline {
     pub fn from_settings(
@@ -95,14 +104,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
-    let pipeline = Pipeline::from_settings(settings, store, producer.clone())?;
-    let consumer = consumer::subscribe(&settings.kafka).context("subscribing to requests")?;
+    let pipeline = Arc::new(Pipeline::from_settings(settings, store, producer.clone())?);
+    let assignment = consumer::Assignment::default();
+    let consumer = Arc::new(
+        consumer::subscribe(&settings.kafka, assignment.clone())
+            .context("subscribing to requests")?,
+    );
     tracing::info!(
         topic = %settings.kafka.request_topic,
         group = %settings.kafka.consumer_group,
+        lanes = LANES,
         "worker consuming"
     );
-    // Cancelled SHUTDOWN_GRACE after shutdown: abandons the batch in progress.
+    // Cancelled SHUTDOWN_GRACE after shutdown: abandons the batches in progress.
     let abandon = CancellationToken::new();
     let abandon_later = abandon.clone();
     let shutdown_watch = shutdown.clone();
@@ -111,29 +125,32 @@ pub async fn run(
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         abandon_later.cancel();
     });
+    let lanes = lanes::Lanes::start(
+        LANES,
+        settings.kafka.worker_batch_size,
+        pipeline,
+        consumer.clone(),
+        assignment,
+        shutdown.clone(),
+        abandon.clone(),
+    );
     loop {
-        let batch =
-            consumer::next_batch(&consumer, settings.kafka.worker_batch_size, &shutdown).await;
-        if batch.is_empty() {
-            break;
-        }
-        match pipeline.process(&batch, &abandon).await {
-            Ok(summary) => {
-                consumer::store_offsets(&consumer, &batch);
-                tracing::debug!(events = batch.len(), ?summary, "batch done");
-            }
-            Err(_) => {
-                tracing::warn!(
-                    events = batch.len(),
-                    "batch abandoned at shutdown; its events will be redelivered"
-                );
-                break;
-            }
-        }
-        if shutdown.is_cancelled() {
-            break;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    if !lanes.route(incoming::Incoming::from_message(&message)).await {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "request topic: consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
         }
     }
+    lanes.finish().await;
     consumer::commit(&consumer);
     abandon.cancel();
     producer

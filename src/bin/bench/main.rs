@@ -37,6 +37,12 @@ enum Command {
         /// Also write the figures as one JSON object to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Preloaded requests for the worker throughput run (default: 20,000 quick, 100,000 full).
+        #[arg(long)]
+        requests: Option<usize>,
+        /// Only these parts (comma-separated: worker, latency, http, growth); default all.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Fault drills, each ending with an audit line.
     Drill {
@@ -114,20 +120,45 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let result = match cli.command {
-        Command::Bench { quick, json } => bench(&local, &user_host, quick, json).await,
+        Command::Bench {
+            quick,
+            json,
+            requests,
+            only,
+        } => {
+            let mut sizes = Sizes::new(quick);
+            if let Some(n) = requests {
+                sizes.requests = n;
+            }
+            let part = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+            let parts = Parts {
+                latency: part("latency"),
+                http: part("http"),
+                growth: part("growth") && !quick,
+            };
+            bench(&local, &user_host, quick, &sizes, parts, json).await
+        }
         Command::Drill { name, quick } => drill::run(&local, &user_host, &name, quick).await,
     };
     drop(fake);
     result
 }
 
+/// Which parts of the benchmark run (the worker throughput always does).
+struct Parts {
+    latency: bool,
+    http: bool,
+    growth: bool,
+}
+
 async fn bench(
     local: &Local,
     user_host: &str,
     quick: bool,
+    sizes: &Sizes,
+    parts: Parts,
     json: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let sizes = Sizes::new(quick);
     let started = Instant::now();
     let mut figures = report::Figures::new(quick, local).await?;
 
@@ -143,25 +174,32 @@ async fn bench(
         kafka_io::passthrough(&local.kafka, &run.stack.request_topic, &to, sizes.requests).await?;
     figures.passthrough(passthrough);
 
-    eprintln!(
-        "latency: {} req/s for {} s",
-        sizes.latency_rate, sizes.latency_seconds
-    );
-    let latency =
-        measure::latency(local, user_host, sizes.latency_rate, sizes.latency_seconds).await?;
-    figures.latency(&latency);
-
-    eprintln!("HTTP: _send vs trivial handler, _validate");
-    let http = http_load::run(&run.stack, sizes.http_seconds, sizes.http_concurrency).await?;
-    figures.http(&http);
-
-    for rows in &sizes.growth_rows {
+    if parts.latency {
+        eprintln!(
+            "latency: {} req/s for {} s",
+            sizes.latency_rate, sizes.latency_seconds
+        );
+        let latency =
+            measure::latency(local, user_host, sizes.latency_rate, sizes.latency_seconds).await?;
+        figures.latency(&latency);
+    }
+    if parts.http {
+        eprintln!("HTTP: _send vs trivial handler, _validate");
+        let http = http_load::run(&run.stack, sizes.http_seconds, sizes.http_concurrency).await?;
+        figures.http(&http);
+    }
+    let growth_rows = if parts.growth {
+        sizes.growth_rows.as_slice()
+    } else {
+        &[]
+    };
+    for rows in growth_rows {
         eprintln!("growth: worker with {rows} codes already stored");
         let grown =
             measure::worker_throughput(local, user_host, sizes.growth_requests, 1, *rows).await?;
         figures.growth_rows(*rows, grown.rps);
     }
-    if !quick {
+    if parts.growth {
         eprintln!("growth: 1 vs 2 worker processes");
         let one = measure::worker_throughput(local, user_host, sizes.growth_requests, 1, 0).await?;
         let two = measure::worker_throughput(local, user_host, sizes.growth_requests, 2, 0).await?;

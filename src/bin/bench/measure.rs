@@ -12,6 +12,9 @@ use crate::env::{sibling_binary, wait_until, Local, Service};
 use crate::kafka_io::{self, Event};
 use crate::stack::Stack;
 
+/// Partitions of the benchmark's request topic.
+pub const PARTITIONS: i32 = 6;
+
 /// `n` request events: even ones register a new number (`9…`, unknown to egov-user), odd ones
 /// log in a known citizen (`7…`, the fake's synthetic users). Every one earns an SMS.
 pub fn requests(n: usize, tag: &str) -> Vec<Event> {
@@ -52,7 +55,7 @@ pub async fn worker_throughput(
     workers: usize,
     prefill: u64,
 ) -> anyhow::Result<WorkerRun> {
-    let stack = Stack::create(local, user_host, 3.max(workers as i32)).await?;
+    let stack = Stack::create(local, user_host, PARTITIONS.max(workers as i32)).await?;
     if prefill > 0 {
         prefill_codes(&stack, prefill).await?;
     }
