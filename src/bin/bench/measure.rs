@@ -100,8 +100,8 @@ pub async fn worker_throughput(
     })
 }
 
-/// Fills the code tables with `rows` expired, validated codes of other numbers (as months of
-/// traffic would), with their identities and outcomes.
+/// Fills the store with `rows` expired, validated codes of other numbers (as months of
+/// traffic would), with their outcomes.
 async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
     let rows = i64::try_from(rows)?;
     let started = Instant::now();
@@ -121,15 +121,13 @@ async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
     stack
         .db
         .batch_execute(
-            "INSERT INTO otp_code_identity (tenant_id, identity, code_id)
-                 SELECT tenant_id, identity, id FROM otp_code;
-             INSERT INTO otp_request_outcome (request_id, tenant_id, otp_type, outcome, code_id,
+            "INSERT INTO otp_request_outcome (request_id, tenant_id, otp_type, outcome, code_id,
                                               source_topic, source_partition, source_offset)
                  SELECT request_id, tenant_id, 'register', 'sent', id, 'prefill', 0, 0 FROM otp_code;
              ANALYZE;",
         )
         .await
-        .context("prefilling identities and outcomes")?;
+        .context("prefilling outcomes")?;
     eprintln!(
         "  prefilled {rows} codes in {:.0} s",
         started.elapsed().as_secs_f64()
