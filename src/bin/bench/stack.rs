@@ -93,13 +93,15 @@ impl Stack {
         Ok(Settings::from_sources(&sources)?)
     }
 
-    /// Requests with a final outcome (anything but `sms_pending`).
+    /// Requests from this stack's request topic with a final outcome (anything but
+    /// `sms_pending`; prefilled rows do not count).
     pub async fn final_outcomes(&self) -> anyhow::Result<i64> {
         Ok(self
             .db
             .query_one(
-                "SELECT count(*) FROM otp_request_outcome WHERE outcome <> 'sms_pending'",
-                &[],
+                "SELECT count(*) FROM otp_request_outcome
+                 WHERE outcome <> 'sms_pending' AND source_topic = $1",
+                &[&self.request_topic],
             )
             .await?
             .get(0))
