@@ -399,7 +399,9 @@ impl Pipeline {
     }
 
     fn new_code(&self, plan: &SendPlan, code: &OtpCode, now: SystemTime) -> NewCode {
-        let id = Uuid::new_v4();
+        // Time-ordered (v7): new codes land at the right edge of the primary-key index instead
+        // of on a random page, which keeps inserts cheap as the table grows.
+        let id = Uuid::now_v7();
         NewCode {
             id,
             identity: plan.sms_to.clone(),

@@ -40,6 +40,9 @@ enum Command {
         /// Preloaded requests for the worker throughput run (default: 20,000 quick, 100,000 full).
         #[arg(long)]
         requests: Option<usize>,
+        /// Codes already stored before the worker throughput run (default 0).
+        #[arg(long, default_value_t = 0)]
+        prefill: u64,
         /// Only these parts (comma-separated: worker, latency, http, growth); default all.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             quick,
             json,
             requests,
+            prefill,
             only,
         } => {
             let mut sizes = Sizes::new(quick);
@@ -132,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let part = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
             let parts = Parts {
+                prefill,
                 latency: part("latency"),
                 http: part("http"),
                 growth: part("growth") && !quick,
@@ -146,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Which parts of the benchmark run (the worker throughput always does).
 struct Parts {
+    prefill: u64,
     latency: bool,
     http: bool,
     growth: bool,
@@ -163,7 +169,7 @@ async fn bench(
     let mut figures = report::Figures::new(quick, local).await?;
 
     eprintln!("worker throughput: {} preloaded requests", sizes.requests);
-    let run = measure::worker_throughput(local, user_host, sizes.requests, 1, 0)
+    let run = measure::worker_throughput(local, user_host, sizes.requests, 1, parts.prefill)
         .await
         .context("worker throughput")?;
     figures.worker(&run);
@@ -188,22 +194,18 @@ async fn bench(
         let http = http_load::run(&run.stack, sizes.http_seconds, sizes.http_concurrency).await?;
         figures.http(&http);
     }
-    let growth_rows = if parts.growth {
-        sizes.growth_rows.as_slice()
-    } else {
-        &[]
-    };
-    for rows in growth_rows {
-        eprintln!("growth: worker with {rows} codes already stored");
-        let grown =
-            measure::worker_throughput(local, user_host, sizes.growth_requests, 1, *rows).await?;
-        figures.growth_rows(*rows, grown.rps);
-    }
     if parts.growth {
         eprintln!("growth: 1 vs 2 worker processes");
         let one = measure::worker_throughput(local, user_host, sizes.growth_requests, 1, 0).await?;
         let two = measure::worker_throughput(local, user_host, sizes.growth_requests, 2, 0).await?;
         figures.growth_workers(one.rps, two.rps, two.peak_rss_mb);
+        for rows in &sizes.growth_rows {
+            eprintln!("growth: worker with {rows} codes already stored");
+            let grown =
+                measure::worker_throughput(local, user_host, sizes.growth_requests, 1, *rows)
+                    .await?;
+            figures.growth_rows(*rows, grown.rps);
+        }
     }
     figures.finish(started.elapsed());
     figures.print();

@@ -99,8 +99,20 @@ impl Figures {
         self.set("serve_peak_rss_mb", round(http.serve_peak_rss_mb, 1));
     }
 
+    /// Throughput with `rows` codes stored, also relative to the empty-table run of the same
+    /// size (`worker_rps_1_process`).
     pub fn growth_rows(&mut self, rows: u64, rps: f64) {
         self.set(&format!("worker_rps_with_{rows}_rows"), round(rps, 0));
+        if let Some(empty) = self
+            .values
+            .get("worker_rps_1_process")
+            .and_then(Value::as_f64)
+        {
+            self.set(
+                &format!("worker_{rows}_rows_vs_empty"),
+                round(rps / empty, 3),
+            );
+        }
     }
 
     pub fn growth_workers(&mut self, one: f64, two: f64, two_peak_rss_mb: f64) {

@@ -93,6 +93,15 @@ impl Stack {
         Ok(Settings::from_sources(&sources)?)
     }
 
+    /// Drops this stack's database (after its last measurement).
+    pub async fn drop_database(&self) -> anyhow::Result<()> {
+        connect(&self.local, &self.local.pg_db)
+            .await?
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
+            .await
+            .context("dropping the benchmark database")
+    }
+
     /// Requests from this stack's request topic with a final outcome (anything but
     /// `sms_pending`; prefilled rows do not count).
     pub async fn final_outcomes(&self) -> anyhow::Result<i64> {
