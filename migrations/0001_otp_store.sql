@@ -48,6 +48,9 @@ CREATE TABLE otp_request_outcome (
     source_topic     text        NOT NULL,
     source_partition integer     NOT NULL,
     source_offset    bigint      NOT NULL,
+    -- the worker process that recorded it: a pending outcome of another process may still be
+    -- in flight there (after a rebalance) and gets a grace period before recovery
+    worker_id        text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     completed_at     timestamptz
 ) WITH (fillfactor = 80);

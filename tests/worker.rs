@@ -404,25 +404,28 @@ async fn leave_pending(stack: &Stack, request_id: &str, mobile: &str) {
     let store = OtpStore::new(&stack.settings.database).expect("store");
     let id = uuid::Uuid::new_v4();
     let recorded = store
-        .record_batch(&[NewOutcome {
-            request_id: request_id.to_owned(),
-            tenant_id: "pb".into(),
-            otp_type: "register",
-            outcome: Outcome::SmsPending,
-            source: SourcePosition {
-                topic: stack.topics.request.clone(),
-                partition: 0,
-                offset: 0,
-            },
-            code: Some(NewCode {
-                id,
-                identity: mobile.into(),
-                identities: vec![mobile.into()],
-                key_id: "k1".into(),
-                hash: vec![0; 32],
-                expires_at: std::time::SystemTime::now() + Duration::from_secs(900),
-            }),
-        }])
+        .record_batch(
+            &[NewOutcome {
+                request_id: request_id.to_owned(),
+                tenant_id: "pb".into(),
+                otp_type: "register",
+                outcome: Outcome::SmsPending,
+                source: SourcePosition {
+                    topic: stack.topics.request.clone(),
+                    partition: 0,
+                    offset: 0,
+                },
+                code: Some(NewCode {
+                    id,
+                    identity: mobile.into(),
+                    identities: vec![mobile.into()],
+                    key_id: "k1".into(),
+                    hash: vec![0; 32],
+                    expires_at: std::time::SystemTime::now() + Duration::from_secs(900),
+                }),
+            }],
+            "a-crashed-worker",
+        )
         .await
         .expect("record");
     assert_eq!(recorded, [request_id]);

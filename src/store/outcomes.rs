@@ -53,6 +53,8 @@ pub struct ExistingOutcome {
     pub outcome: Outcome,
     pub code_id: Option<Uuid>,
     pub created_at: SystemTime,
+    /// The worker process that recorded it.
+    pub worker_id: Option<String>,
 }
 
 /// Where an event came from.
@@ -110,15 +112,21 @@ impl OtpStore {
                         outcome,
                         code_id: row.get(2),
                         created_at: row.get(3),
+                        worker_id: row.get(4),
                     },
                 ))
             })
             .collect()
     }
 
-    /// Records `outcomes` (with their codes) in one statement; returns the request ids that were
-    /// recorded by this call. Ids recorded before, by anyone, are left alone and not returned.
-    pub async fn record_batch(&self, outcomes: &[NewOutcome]) -> Result<Vec<String>, StoreError> {
+    /// Records `outcomes` (with their codes) in one statement, as worker `worker_id`; returns
+    /// the request ids that were recorded by this call. Ids recorded before, by anyone, are left
+    /// alone and not returned.
+    pub async fn record_batch(
+        &self,
+        outcomes: &[NewOutcome],
+        worker_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let columns = BatchColumns::from(outcomes);
         let client = self.client().await?;
         let statement = client
@@ -147,6 +155,7 @@ impl OtpStore {
                     &c.identity_code_id,
                     &c.identity_tenant_id,
                     &c.identity,
+                    &worker_id,
                 ],
             )
             .await?;

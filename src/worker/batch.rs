@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub sms_expiry: Duration,
     /// Backoff for PostgreSQL and Kafka retries.
     pub retry_policy: RetryPolicy,
+    /// This process, as recorded with its outcomes (random per start).
+    pub worker_id: String,
 }
 
 /// What a batch did, for logs and tests.
@@ -217,7 +219,7 @@ impl Pipeline {
             HashSet::new()
         } else {
             self.with_retry("record outcomes", cancel, || {
-                self.store.record_batch(&outcomes)
+                self.store.record_batch(&outcomes, &self.worker_id)
             })
             .await?
             .into_iter()
@@ -348,13 +350,15 @@ impl Pipeline {
             })
             .await?
         };
-        // A request recorded as pending only moments ago may still be in flight in another
-        // batch (a redelivery after a rebalance, or another worker that still thinks it owns
-        // the partition): give that batch PENDING_GRACE to finish before treating the request
-        // as abandoned, then look again.
+        // A request another worker recorded as pending only moments ago may still be in flight
+        // there (it owned the partition until a rebalance): give that batch PENDING_GRACE to
+        // finish before treating the request as abandoned, then look again. Our own pending
+        // requests need no wait: a partition's events go through one lane in order, so an
+        // earlier copy in this process has finished (or was abandoned) before this one.
         let youngest_pending = existing
             .values()
             .filter(|found| found.outcome == Outcome::SmsPending)
+            .filter(|found| found.worker_id.as_deref() != Some(self.worker_id.as_str()))
             .map(|found| found.created_at)
             .max();
         if let Some(recorded) = youngest_pending {

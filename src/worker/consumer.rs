@@ -97,6 +97,9 @@ pub fn subscribe(
         // A new group starts at the beginning: requests are never skipped; stale ones are
         // recorded as such, not sent.
         .set("auto.offset.reset", "earliest")
+        // Incremental rebalancing: a joining or leaving worker moves only the partitions that
+        // change owner, instead of revoking (and redelivering) everyone's.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         // The prefetch queue: bounded (memory), and re-checked soon after it fills. The worker

@@ -77,6 +77,7 @@ impl Pipeline {
             code_ttl: settings.otp.code_ttl,
             sms_expiry: settings.otp.sms_expiry,
             retry_policy: RetryPolicy::default(),
+            worker_id: uuid::Uuid::new_v4().to_string(),
         })
     }
 }
@@ -97,14 +98,14 @@ fn templates(settings: &Settings) -> MessageTemplates {
         })
 }
 
-/// Runs the worker until `shutdown` is cancelled.
-pub async fn run(
+/// One consumer's life: subscribe, route events to the lanes until shutdown (`Ok(true)`) or a
+/// fatal consumer error (`Ok(false)`), then let the lanes finish and commit finished work.
+async fn consume(
     settings: &Settings,
-    store: OtpStore,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
-    let pipeline = Arc::new(Pipeline::from_settings(settings, store, producer.clone())?);
+    pipeline: &Arc<Pipeline>,
+    shutdown: &CancellationToken,
+    abandon: &CancellationToken,
+) -> anyhow::Result<bool> {
     let assignment = consumer::Assignment::default();
     let consumer = Arc::new(
         consumer::subscribe(&settings.kafka, assignment.clone())
@@ -116,6 +117,48 @@ pub async fn run(
         lanes = LANES,
         "worker consuming"
     );
+    let lanes = lanes::Lanes::start(
+        LANES,
+        settings.kafka.worker_batch_size,
+        pipeline.clone(),
+        consumer.clone(),
+        assignment,
+        shutdown.clone(),
+        abandon.clone(),
+    );
+    let stopped = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break true,
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    if !lanes.route(incoming::Incoming::from_message(&message)).await {
+                        break true;
+                    }
+                }
+                Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code)) => {
+                    tracing::error!(error = %code, "request topic: fatal consumer error");
+                    break false;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "request topic: consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    };
+    lanes.finish().await;
+    consumer::commit(&consumer);
+    Ok(stopped)
+}
+
+/// Runs the worker until `shutdown` is cancelled.
+pub async fn run(
+    settings: &Settings,
+    store: OtpStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
+    let pipeline = Arc::new(Pipeline::from_settings(settings, store, producer.clone())?);
     // Cancelled SHUTDOWN_GRACE after shutdown: abandons the batches in progress.
     let abandon = CancellationToken::new();
     let abandon_later = abandon.clone();
@@ -125,33 +168,12 @@ pub async fn run(
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         abandon_later.cancel();
     });
-    let lanes = lanes::Lanes::start(
-        LANES,
-        settings.kafka.worker_batch_size,
-        pipeline,
-        consumer.clone(),
-        assignment,
-        shutdown.clone(),
-        abandon.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            received = consumer.recv() => match received {
-                Ok(message) => {
-                    if !lanes.route(incoming::Incoming::from_message(&message)).await {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "request topic: consumer error");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
+    // A consumer that hits a fatal error (e.g. fenced after a broker restart) cannot recover;
+    // a new one is made and resumes from the committed offsets.
+    while !consume(settings, &pipeline, &shutdown, &abandon).await? {
+        tracing::warn!("recreating the request-topic consumer after a fatal error");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    lanes.finish().await;
-    consumer::commit(&consumer);
     abandon.cancel();
     producer
         .flush(Duration::from_secs(5))

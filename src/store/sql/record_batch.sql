@@ -5,9 +5,11 @@
 -- Returns the request ids this call recorded.
 WITH won AS (
     INSERT INTO otp_request_outcome
-        (request_id, tenant_id, otp_type, outcome, code_id, source_topic, source_partition, source_offset)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[],
-                         $6::text[], $7::integer[], $8::bigint[])
+        (request_id, tenant_id, otp_type, outcome, code_id, source_topic, source_partition, source_offset,
+         worker_id)
+    SELECT o.*, $19::text
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                $6::text[], $7::integer[], $8::bigint[]) AS o
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id
 ),
