@@ -77,7 +77,14 @@ impl Pipeline {
             code_ttl: settings.otp.code_ttl,
             sms_expiry: settings.otp.sms_expiry,
             retry_policy: RetryPolicy::default(),
-            worker_id: uuid::Uuid::new_v4().to_string(),
+            // With static membership the instance id names the worker across restarts: a
+            // restarted instance knows its predecessor's pending requests are not in flight
+            // (the broker fenced it) and recovers them without the grace wait.
+            worker_id: settings
+                .kafka
+                .group_instance_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         })
     }
 }
