@@ -81,8 +81,7 @@ async fn no_code_and_no_full_mobile_number_in_logs_or_database() {
         assert_eq!(stack.validate(to, "pb", code).await.0, 200);
     }
     let codes: Vec<String> = sent.into_iter().map(|(_, code)| code).collect();
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
     assert!(

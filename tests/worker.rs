@@ -83,8 +83,7 @@ async fn register_sends_one_sms_whose_code_validates_once() {
         json!({"responseInfo": null, "otp": {"otp": null, "UUID": uuid, "identity": "9876543210",
             "tenantId": "pb", "isValidationSuccessful": true}})
     );
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -118,8 +117,7 @@ async fn refusals_send_nothing_and_record_the_outcome() {
     assert_eq!(stack.final_outcome("reset-unknown").await, "unknown_user");
     assert_eq!(event_count(&stack.topics.sms).await, 0);
     assert_eq!(event_count(&stack.topics.dead_letter).await, 0);
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -153,8 +151,7 @@ async fn passwordreset_sends_to_the_stored_mobile_and_binds_both_identities() {
     assert_eq!(status, 400, "a wrong code for the user name");
     let (status, answer) = stack.validate("9876500001", "pb.amritsar", &code).await;
     assert_eq!(status, 200, "{answer}");
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -194,8 +191,7 @@ async fn the_same_request_twice_sends_one_sms() {
         assert_eq!(stack.validate("9876543211", "pb", &first).await.0, 400);
     }
     assert_eq!(stack.validate("9876543211", "pb", &second).await.0, 200);
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -237,8 +233,7 @@ async fn a_worker_stopped_mid_stream_loses_nothing_and_sends_nothing_twice() {
     let duplicated: Vec<_> = per_request.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicated.is_empty(), "sent twice: {duplicated:?}");
     assert_eq!(event_count(&stack.topics.sms).await, REQUESTS as i64);
-    second.shutdown.cancel();
-    second.task.await.expect("join").expect("worker ran");
+    second.stop().await;
 }
 
 #[tokio::test]
@@ -298,8 +293,7 @@ async fn a_malformed_event_is_dead_lettered_and_the_next_one_served() {
     );
     assert_eq!(stack.final_outcome("good-1").await, "sent");
     assert_eq!(event_count(&stack.topics.sms).await, 1);
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -325,8 +319,7 @@ async fn an_egov_user_outage_is_retried_not_read_as_no_user() {
     assert_eq!(event_count(&stack.topics.dead_letter).await, 0);
     let searches = stack.users.received_requests().await.expect("recorded");
     assert_eq!(searches.len(), 3, "two 503s, then the answer");
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 /// Registers one mobile and returns its code.
@@ -341,8 +334,7 @@ async fn code_for(stack: &Stack, mobile: &str) -> String {
         .await;
     let sms = read_events(&stack.topics.sms, 1).await;
     assert_eq!(stack.final_outcome("one").await, "sent");
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
     code_in(payload_json(&sms[0])["message"].as_str().expect("message"))
 }
 
@@ -393,8 +385,7 @@ async fn the_full_path_send_then_sms_then_validate() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["otp"]["isValidationSuccessful"], true);
     tokio::time::sleep(Duration::from_millis(10)).await;
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 /// Leaves `request_id` as a crashed worker would: outcome `sms_pending` with a stored code whose
@@ -454,8 +445,7 @@ async fn a_pending_request_whose_sms_was_acknowledged_is_not_sent_again() {
     let worker = stack.spawn_worker();
     assert_eq!(stack.final_outcome("crash-1").await, "sent");
     assert_eq!(event_count(&stack.topics.sms).await, 1, "no second SMS");
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -482,6 +472,5 @@ async fn a_pending_request_whose_sms_never_left_is_sent_once_with_a_fresh_code()
         .get(0);
     assert_eq!(codes, 1, "the pending code was replaced in place");
     assert_eq!(stack.validate("9876543218", "pb", &code).await.0, 200);
-    worker.shutdown.cancel();
-    worker.task.await.expect("join").expect("worker ran");
+    worker.stop().await;
 }

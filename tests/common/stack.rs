@@ -39,6 +39,14 @@ pub struct RunningWorker {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
+impl RunningWorker {
+    /// Shuts the worker down and checks it stopped cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("join").expect("worker ran");
+    }
+}
+
 impl Stack {
     /// Topics, database (migrated), egov-user mock (answers "no such user" unless told
     /// otherwise) and the HTTP role; `vars` are extra settings.
