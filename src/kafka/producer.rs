@@ -68,7 +68,10 @@ impl EventProducer {
             record = record.key(key);
         }
         let limit = self.send_timeout + LOCAL_TIMEOUT_SLACK;
-        let delivery = self.inner.send(record, Timeout::After(self.send_timeout));
+        // No wait for room in librdkafka's queue (a full queue fails at once and the caller
+        // retries), so `message.timeout.ms` counts from now and our own limit below always
+        // outlasts it: an event we gave up on is never delivered later behind our back.
+        let delivery = self.inner.send(record, Timeout::After(Duration::ZERO));
         match tokio::time::timeout(limit, delivery).await {
             Err(_) => Err(ProduceError::Timeout(self.send_timeout)),
             Ok(Err((error, _message))) => Err(ProduceError::Kafka(error)),

@@ -34,9 +34,10 @@ use crate::users::{UserClient, UserLookupError};
 /// egov-user searches in flight at once within a batch.
 const LOOKUP_CONCURRENCY: usize = 32;
 
-/// How old a pending outcome must be before it counts as abandoned by a crashed or revoked
-/// batch (a live batch records, produces and marks within well under a second).
-const PENDING_GRACE: Duration = Duration::from_secs(5);
+/// How old another worker's pending outcome must be before it counts as abandoned: longer than
+/// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
+/// librdkafka can still be delivered (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`, 5 s by default).
+const PENDING_GRACE: Duration = Duration::from_secs(10);
 
 /// Longest the crash-recovery scan of the SMS topic may take.
 const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -265,7 +266,10 @@ impl Pipeline {
             }
         }
 
-        // Emit everything at once; each event retries on its own until acknowledged.
+        // Emit everything at once; each event retries on its own until acknowledged. The SMS
+        // expiry counts from now, after the database work and any recovery, not from the start
+        // of the batch (egov-notification-sms drops an SMS whose expiryTime has passed).
+        let sms_expires_at = SystemTime::now() + self.sms_expiry;
         let mut outgoing: Vec<Outgoing> = Vec::new();
         for delivery in &deliveries {
             outgoing.extend(notify::for_delivery(
@@ -275,7 +279,7 @@ impl Pipeline {
                 &delivery.code,
                 &self.templates,
                 &self.topics,
-                now + self.sms_expiry,
+                sms_expires_at,
             ));
         }
         for (event, reason, detail) in &dead_letters {

@@ -8,7 +8,7 @@
 //! finished work. Whatever was fetched but not finished is redelivered, which the idempotent
 //! store turns into no second SMS.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::config::ClientConfig;
@@ -21,26 +21,44 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use super::incoming::Incoming;
 use crate::config::KafkaSettings;
 
-/// The partitions this worker currently owns, as the rebalance callbacks report them.
+/// The partitions this worker currently owns, each with an ownership epoch that changes every
+/// time the partition is assigned. An event is stamped with its partition's epoch when it is
+/// routed; a lane serves it only while that same ownership lasts. An event fetched before a
+/// revoke is therefore never served after the partition came back (its offsets could otherwise
+/// be stored past events that are being fetched again).
 #[derive(Clone, Default)]
-pub struct Assignment(Arc<Mutex<HashSet<(String, i32)>>>);
+pub struct Assignment(Arc<Mutex<Epochs>>);
+
+#[derive(Default)]
+struct Epochs {
+    owned: HashMap<(String, i32), u64>,
+    next: u64,
+}
 
 impl Assignment {
-    pub fn owns(&self, topic: &str, partition: i32) -> bool {
+    /// The current epoch of a partition, `None` when it is not owned.
+    pub fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
         self.0
             .lock()
-            .map(|owned| owned.contains(&(topic.to_owned(), partition)))
-            .unwrap_or(true)
+            .ok()
+            .and_then(|epochs| epochs.owned.get(&(topic.to_owned(), partition)).copied())
+    }
+
+    /// True while the ownership `epoch` of the partition lasts.
+    pub fn owns(&self, topic: &str, partition: i32, epoch: u64) -> bool {
+        self.epoch(topic, partition) == Some(epoch)
     }
 
     fn update(&self, partitions: &TopicPartitionList, owned: bool) {
-        if let Ok(mut set) = self.0.lock() {
+        if let Ok(mut epochs) = self.0.lock() {
             for element in partitions.elements() {
                 let key = (element.topic().to_owned(), element.partition());
                 if owned {
-                    set.insert(key);
+                    epochs.next += 1;
+                    let epoch = epochs.next;
+                    epochs.owned.insert(key, epoch);
                 } else {
-                    set.remove(&key);
+                    epochs.owned.remove(&key);
                 }
             }
         }

@@ -18,6 +18,9 @@ pub struct Incoming {
     /// The `x-request-id` header if present and sensible, else `<topic>/<partition>/<offset>`:
     /// stable across redeliveries and replays of the same event.
     pub request_id: String,
+    /// The ownership epoch of the partition when the event was fetched (see
+    /// `consumer::Assignment`); 0 until routed.
+    pub epoch: u64,
 }
 
 /// Longest request id taken from a header.
@@ -60,6 +63,7 @@ impl Incoming {
             timestamp_ms: message.timestamp().to_millis(),
             request_id,
             source,
+            epoch: 0,
         }
     }
 }

@@ -8,8 +8,11 @@
 //! lane waits for PostgreSQL or the broker. A busy lane builds larger batches; an idle one
 //! serves a single event at once (no batching delay).
 //!
-//! Events of partitions this worker no longer owns (revoked in a rebalance while queued) are
-//! dropped before processing: their new owner reads them again from the committed offset.
+//! Events of partitions this worker no longer owns (revoked in a rebalance while queued, or
+//! fetched under an earlier ownership of a partition that came back) are dropped before
+//! processing: the owner reads them again from the committed offset. A batch in progress whose
+//! partition is revoked is cancelled at its next step, so its retries cannot send an SMS after
+//! the new owner took over (the new owner also waits out a grace period for such requests).
 
 use std::sync::Arc;
 
@@ -73,6 +76,36 @@ impl Lanes {
     }
 }
 
+/// How often a batch in progress checks that its partitions are still owned.
+const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Cancels `cancel` as soon as a partition of `batch` is no longer owned in the same epoch.
+fn watch_revocation(
+    batch: &[Incoming],
+    assignment: &Assignment,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let mut owned: Vec<(String, i32, u64)> = batch
+        .iter()
+        .map(|e| (e.source.topic.clone(), e.source.partition, e.epoch))
+        .collect();
+    owned.sort();
+    owned.dedup();
+    let assignment = assignment.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REVOCATION_CHECK).await;
+            if owned
+                .iter()
+                .any(|(topic, partition, epoch)| !assignment.owns(topic, *partition, *epoch))
+            {
+                cancel.cancel();
+                return;
+            }
+        }
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_lane(
     lane: usize,
@@ -99,22 +132,33 @@ async fn run_lane(
                 Err(_) => break,
             }
         }
-        batch.retain(|event| assignment.owns(&event.source.topic, event.source.partition));
+        batch.retain(|e| assignment.owns(&e.source.topic, e.source.partition, e.epoch));
         if batch.is_empty() {
             continue;
         }
-        match pipeline.process(&batch, &abandon).await {
+        let cancel = abandon.child_token();
+        let watch = watch_revocation(&batch, &assignment, cancel.clone());
+        let result = pipeline.process(&batch, &cancel).await;
+        watch.abort();
+        match result {
             Ok(summary) => {
                 consumer::store_offsets(&consumer, &batch);
                 tracing::debug!(lane, events = batch.len(), ?summary, "batch done");
             }
-            Err(_) => {
+            Err(_) if abandon.is_cancelled() => {
                 tracing::warn!(
                     lane,
                     events = batch.len(),
                     "batch abandoned at shutdown; its events will be redelivered"
                 );
                 return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    lane,
+                    events = batch.len(),
+                    "batch cancelled: its partition was revoked; the new owner serves it"
+                );
             }
         }
     }

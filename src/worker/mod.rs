@@ -129,7 +129,7 @@ async fn consume(
         settings.kafka.worker_batch_size,
         pipeline.clone(),
         consumer.clone(),
-        assignment,
+        assignment.clone(),
         shutdown.clone(),
         abandon.clone(),
     );
@@ -138,7 +138,13 @@ async fn consume(
             _ = shutdown.cancelled() => break true,
             received = consumer.recv() => match received {
                 Ok(message) => {
-                    if !lanes.route(incoming::Incoming::from_message(&message)).await {
+                    let mut event = incoming::Incoming::from_message(&message);
+                    let Some(epoch) = assignment.epoch(&event.source.topic, event.source.partition)
+                    else {
+                        continue; // fetched just before its partition was revoked
+                    };
+                    event.epoch = epoch;
+                    if !lanes.route(event).await {
                         break true;
                     }
                 }
