@@ -17,11 +17,7 @@ async fn register_sends_one_sms_whose_code_validates_once() {
     let stack = Stack::start(&[]).await;
     let worker = stack.spawn_worker();
     stack
-        .produce(
-            "pb:9876543210",
-            &Stack::request("9876543210", "register"),
-            Some("req-1"),
-        )
+        .produce_request("9876543210", "register", "req-1")
         .await;
 
     let sms = read_events(&stack.topics.sms, 1).await;
@@ -92,25 +88,13 @@ async fn refusals_send_nothing_and_record_the_outcome() {
     stack.known_citizen("9000000001", "9000000001", None).await;
     let worker = stack.spawn_worker();
     stack
-        .produce(
-            "pb:9000000002",
-            &Stack::request("9000000002", "login"),
-            Some("login-unknown"),
-        )
+        .produce_request("9000000002", "login", "login-unknown")
         .await;
     stack
-        .produce(
-            "pb:9000000001",
-            &Stack::request("9000000001", "register"),
-            Some("register-known"),
-        )
+        .produce_request("9000000001", "register", "register-known")
         .await;
     stack
-        .produce(
-            "pb:9000000003",
-            &Stack::request("9000000003", "passwordreset"),
-            Some("reset-unknown"),
-        )
+        .produce_request("9000000003", "passwordreset", "reset-unknown")
         .await;
     assert_eq!(stack.final_outcome("login-unknown").await, "unknown_user");
     assert_eq!(stack.final_outcome("register-known").await, "user_exists");
@@ -128,11 +112,7 @@ async fn passwordreset_sends_to_the_stored_mobile_and_binds_both_identities() {
         .await;
     let worker = stack.spawn_worker();
     stack
-        .produce(
-            "pb:asha.k",
-            &Stack::request("asha.k", "passwordreset"),
-            Some("reset-1"),
-        )
+        .produce_request("asha.k", "passwordreset", "reset-1")
         .await;
     let sms = read_events(&stack.topics.sms, 1).await;
     let value = payload_json(&sms[0]);
@@ -163,11 +143,7 @@ async fn the_same_request_twice_sends_one_sms() {
     stack.produce("pb:9876543211", &body, Some("dup-1")).await;
     // Same key, same partition: once the marker's SMS exists, both copies were handled.
     stack
-        .produce(
-            "pb:9876543211",
-            &Stack::request("9876543211", "register"),
-            Some("marker"),
-        )
+        .produce_request("9876543211", "register", "marker")
         .await;
     let sms = read_events(&stack.topics.sms, 2).await;
     let ids: Vec<String> = sms
@@ -177,12 +153,7 @@ async fn the_same_request_twice_sends_one_sms() {
     assert_eq!(ids, ["dup-1", "marker"]);
     assert_eq!(stack.final_outcome("marker").await, "sent");
     assert_eq!(event_count(&stack.topics.sms).await, 2);
-    let codes: i64 = stack
-        .db
-        .query_one("SELECT count(*) FROM otp_code", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let codes = stack.code_count().await;
     assert_eq!(codes, 2, "one code per request id");
     // The newer code retired the older one.
     let first = code_in(payload_json(&sms[0])["message"].as_str().expect("message"));
@@ -251,11 +222,7 @@ async fn a_malformed_event_is_dead_lettered_and_the_next_one_served() {
         )
         .await;
     stack
-        .produce(
-            "pb:9876543212",
-            &Stack::request("9876543212", "register"),
-            Some("good-1"),
-        )
+        .produce_request("9876543212", "register", "good-1")
         .await;
     let dead = read_events(&stack.topics.dead_letter, 2).await;
     let headers_of = |m: &rdkafka::message::OwnedMessage| -> Value {
@@ -308,11 +275,7 @@ async fn an_egov_user_outage_is_retried_not_read_as_no_user() {
         .await;
     let worker = stack.spawn_worker();
     stack
-        .produce(
-            "pb:9876543213",
-            &Stack::request("9876543213", "register"),
-            Some("flaky-1"),
-        )
+        .produce_request("9876543213", "register", "flaky-1")
         .await;
     assert_eq!(stack.final_outcome("flaky-1").await, "sent");
     assert_eq!(event_count(&stack.topics.sms).await, 1);
@@ -436,11 +399,7 @@ async fn a_pending_request_whose_sms_was_acknowledged_is_not_sent_again() {
         )
         .await;
     stack
-        .produce(
-            "pb:9876543217",
-            &Stack::request("9876543217", "register"),
-            Some("crash-1"),
-        )
+        .produce_request("9876543217", "register", "crash-1")
         .await;
     let worker = stack.spawn_worker();
     assert_eq!(stack.final_outcome("crash-1").await, "sent");
@@ -453,23 +412,14 @@ async fn a_pending_request_whose_sms_never_left_is_sent_once_with_a_fresh_code()
     let stack = Stack::start(&[]).await;
     leave_pending(&stack, "crash-2", "9876543218").await;
     stack
-        .produce(
-            "pb:9876543218",
-            &Stack::request("9876543218", "register"),
-            Some("crash-2"),
-        )
+        .produce_request("9876543218", "register", "crash-2")
         .await;
     let worker = stack.spawn_worker();
     assert_eq!(stack.final_outcome("crash-2").await, "sent");
     let sms = read_events(&stack.topics.sms, 1).await;
     assert_eq!(event_count(&stack.topics.sms).await, 1);
     let code = code_in(payload_json(&sms[0])["message"].as_str().expect("message"));
-    let codes: i64 = stack
-        .db
-        .query_one("SELECT count(*) FROM otp_code", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let codes = stack.code_count().await;
     assert_eq!(codes, 1, "the pending code was replaced in place");
     assert_eq!(stack.validate("9876543218", "pb", &code).await.0, 200);
     worker.stop().await;

@@ -52,31 +52,11 @@ pub fn parse_validate(
             identity,
             tenant_id,
         })),
-        (tenant_id, identity, code) => {
-            let mut missing = Vec::new();
-            if tenant_id.is_none() {
-                missing.push(field(
-                    "OTP.TENANT_ID_MANDATORY",
-                    "Tenant field is mandatory",
-                    "otp.tenantId",
-                ));
-            }
-            if identity.is_none() {
-                missing.push(field(
-                    "OTP.IDENTITY_MANDATORY",
-                    "Identity field is mandatory",
-                    "otp.identity",
-                ));
-            }
-            if code.is_none() {
-                missing.push(field(
-                    "OTP.OTP_MANDATORY",
-                    "Otp field is mandatory",
-                    "otp.otp",
-                ));
-            }
-            Ok(Err(missing))
-        }
+        (tenant_id, identity, code) => Ok(Err(missing_fields(&[
+            (tenant_id.is_none(), TENANT_MANDATORY),
+            (identity.is_none(), IDENTITY_MANDATORY),
+            (code.is_none(), OTP_MANDATORY),
+        ]))),
     }
 }
 
@@ -99,24 +79,10 @@ pub fn parse_search(
             uuid: uuid::Uuid::parse_str(&uuid).ok(),
             tenant_id,
         })),
-        (tenant_id, uuid) => {
-            let mut missing = Vec::new();
-            if tenant_id.is_none() {
-                missing.push(field(
-                    "OTP.TENANT_ID_MANDATORY",
-                    "Tenant field is mandatory",
-                    "otp.tenantId",
-                ));
-            }
-            if uuid.is_none() {
-                missing.push(field(
-                    "OTP.UUID_MANDATORY",
-                    "UUID field is mandatory",
-                    "otp.UUID",
-                ));
-            }
-            Ok(Err(missing))
-        }
+        (tenant_id, uuid) => Ok(Err(missing_fields(&[
+            (tenant_id.is_none(), TENANT_MANDATORY),
+            (uuid.is_none(), UUID_MANDATORY),
+        ]))),
     }
 }
 
@@ -135,6 +101,31 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestBodyError> {
         Ok(_) => Err(RequestBodyError::NotAnObject),
         Err(e) => Err(RequestBodyError::NotJson(e.to_string())),
     }
+}
+
+/// `(code, message, field)` of a mandatory-field error.
+type Mandatory = (&'static str, &'static str, &'static str);
+
+const TENANT_MANDATORY: Mandatory = (
+    "OTP.TENANT_ID_MANDATORY",
+    "Tenant field is mandatory",
+    "otp.tenantId",
+);
+const IDENTITY_MANDATORY: Mandatory = (
+    "OTP.IDENTITY_MANDATORY",
+    "Identity field is mandatory",
+    "otp.identity",
+);
+const OTP_MANDATORY: Mandatory = ("OTP.OTP_MANDATORY", "Otp field is mandatory", "otp.otp");
+const UUID_MANDATORY: Mandatory = ("OTP.UUID_MANDATORY", "UUID field is mandatory", "otp.UUID");
+
+/// The errors of the checks that failed, in the order given.
+fn missing_fields(checks: &[(bool, Mandatory)]) -> Vec<FieldError> {
+    checks
+        .iter()
+        .filter(|(missing, _)| *missing)
+        .map(|(_, (code, message, name))| field(code, message, name))
+        .collect()
 }
 
 fn field(code: &str, message: &str, field: &str) -> FieldError {

@@ -163,6 +163,16 @@ impl Stack {
             .expect("produce");
     }
 
+    /// Writes a request event for `mobile` (key `pb:<mobile>`) with request id `id`.
+    pub async fn produce_request(&self, mobile: &str, otp_type: &str, id: &str) {
+        self.produce(
+            &format!("pb:{mobile}"),
+            &Self::request(mobile, otp_type),
+            Some(id),
+        )
+        .await;
+    }
+
     /// A register/login/passwordreset request event body.
     pub fn request(mobile: &str, otp_type: &str) -> Vec<u8> {
         json!({"RequestInfo": {"apiId": "test"},
@@ -194,6 +204,15 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Codes stored (hashes), all requests together.
+    pub async fn code_count(&self) -> i64 {
+        self.db
+            .query_one("SELECT count(*) FROM otp_code", &[])
+            .await
+            .expect("count")
+            .get(0)
     }
 
     /// POSTs `/otp/v1/_validate`.
