@@ -6,8 +6,11 @@
 //! egov-user, stores a keyed hash of a fresh code in PostgreSQL and emits the SMS event.
 //! Configuration is typed and validated at start-up ([`config`]).
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod domain;
+pub mod failure;
 pub mod http;
 pub mod kafka;
 pub mod retry;

@@ -1,5 +1,7 @@
 //! The `user-otp` binary: parses the role, loads the configuration, runs the role.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -26,6 +26,8 @@
 //! those of `--fail-rate`/`--max-delay-ms`, which last until replaced); all zeros clear them.
 //! `GET /fake/faults` shows them; `GET /fake/stats` counts searches and injected failures.
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -42,6 +42,8 @@ pub struct KafkaSettings {
     /// Upper bound on waiting for the broker's acknowledgement of a produced event.
     pub send_timeout: Duration,
     pub linger_ms: u32,
+    /// Largest record the producer writes, in bytes (librdkafka `message.max.bytes`).
+    pub message_max_bytes: usize,
     pub request_topic: String,
     pub sms_topic: String,
     pub email_topic: String,
@@ -146,6 +148,8 @@ impl Settings {
                     read.number(keys::KAFKA_SEND_TIMEOUT_MS, 100..=300_000)?,
                 ),
                 linger_ms: read.number(keys::KAFKA_LINGER_MS, 0..=1_000)?,
+                message_max_bytes: read
+                    .number(keys::KAFKA_MESSAGE_MAX_BYTES, 65_536..=100_000_000)?,
                 request_topic: read.topic(keys::REQUEST_TOPIC)?,
                 sms_topic: read.topic(keys::SMS_TOPIC)?,
                 email_topic: read.topic(keys::EMAIL_TOPIC)?,

@@ -5,6 +5,7 @@
 
 pub mod code;
 pub mod decide;
+pub mod field_limits;
 pub mod notification;
 pub mod otp_check;
 pub mod otp_request;

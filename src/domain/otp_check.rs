@@ -6,9 +6,14 @@
 //! - `_search`: `{"otp":{"UUID":"…","tenantId":"pb"}}`; the `UUID` key matches in any case.
 //!
 //! Codes are scoped to the state-level tenant: `pb.amritsar` validates codes of `pb`.
+//!
+//! Present fields are then checked like `_send`'s ([`super::field_limits`]): a tenant id, an
+//! identity or a code with a control character or longer than DIGIT stores is a 400 (`OTP.
+//! TENANT_ID_INVALID`, `OTP.IDENTITY_INVALID`, `OTP.OTP_INVALID`), never a database error.
 
 use serde_json::{Map, Value};
 
+use super::field_limits::{self, acceptable};
 use super::otp_request::{otp_object, scalar, RequestBodyError};
 use super::tenant::root_tenant;
 use super::validation::FieldError;
@@ -47,11 +52,27 @@ pub fn parse_validate(
     let identity = scalar(otp, "identity", "otp.identity")?;
     let code = scalar(otp, "otp", "otp.otp")?;
     match (tenant_id, identity, code) {
-        (Some(tenant_id), Some(identity), Some(otp)) => Ok(Ok(ValidateRequest {
-            otp,
-            identity,
-            tenant_id,
-        })),
+        (Some(tenant_id), Some(identity), Some(otp)) => {
+            let invalid = invalid_fields(&[
+                (
+                    !acceptable(&tenant_id, field_limits::TENANT_ID),
+                    TENANT_INVALID,
+                ),
+                (
+                    !acceptable(&identity, field_limits::IDENTITY),
+                    IDENTITY_INVALID,
+                ),
+                (!acceptable(&otp, field_limits::CODE), OTP_INVALID),
+            ]);
+            if !invalid.is_empty() {
+                return Ok(Err(invalid));
+            }
+            Ok(Ok(ValidateRequest {
+                otp,
+                identity,
+                tenant_id,
+            }))
+        }
         (tenant_id, identity, code) => Ok(Err(missing_fields(&[
             (tenant_id.is_none(), TENANT_MANDATORY),
             (identity.is_none(), IDENTITY_MANDATORY),
@@ -75,6 +96,9 @@ pub fn parse_search(
         .unwrap_or_else(|| "UUID".to_owned());
     let uuid = scalar(otp, &uuid_key, "otp.UUID")?;
     match (tenant_id, uuid) {
+        (Some(tenant_id), Some(_)) if !acceptable(&tenant_id, field_limits::TENANT_ID) => {
+            Ok(Err(invalid_fields(&[(true, TENANT_INVALID)])))
+        }
         (Some(tenant_id), Some(uuid)) => Ok(Ok(SearchRequest {
             uuid: uuid::Uuid::parse_str(&uuid).ok(),
             tenant_id,
@@ -103,8 +127,29 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestBodyError> {
     }
 }
 
-/// `(code, message, field)` of a mandatory-field error.
+/// `(code, message, field)` of a mandatory-field or invalid-field error.
 type Mandatory = (&'static str, &'static str, &'static str);
+
+const TENANT_INVALID: Mandatory = (
+    "OTP.TENANT_ID_INVALID",
+    "Tenant id must be at most 256 characters without control characters",
+    "otp.tenantId",
+);
+const IDENTITY_INVALID: Mandatory = (
+    "OTP.IDENTITY_INVALID",
+    "Identity must be at most 180 characters without control characters",
+    "otp.identity",
+);
+const OTP_INVALID: Mandatory = (
+    "OTP.OTP_INVALID",
+    "Otp must be at most 64 characters without control characters",
+    "otp.otp",
+);
+
+/// The errors of the checks that failed, in the order given (same shape as missing fields).
+fn invalid_fields(checks: &[(bool, Mandatory)]) -> Vec<FieldError> {
+    missing_fields(checks)
+}
 
 const TENANT_MANDATORY: Mandatory = (
     "OTP.TENANT_ID_MANDATORY",
@@ -160,6 +205,34 @@ mod tests {
         );
         assert!(parse_validate(b"[]").is_err());
         assert!(parse_validate(br#"{"otp":{"otp":[1]}}"#).is_err());
+    }
+
+    #[test]
+    fn control_characters_and_overlong_fields_are_invalid_not_looked_up() {
+        let nul =
+            parse_validate(br#"{"otp":{"otp":"123456","identity":"98765\u0000","tenantId":"pb"}}"#)
+                .expect("readable")
+                .expect_err("invalid");
+        assert_eq!(nul.len(), 1);
+        assert_eq!(
+            (nul[0].code.as_str(), nul[0].field.as_str()),
+            ("OTP.IDENTITY_INVALID", "otp.identity")
+        );
+        let long = format!(
+            r#"{{"otp":{{"otp":"1\u0007","identity":"x","tenantId":"{}"}}}}"#,
+            "t".repeat(300)
+        );
+        let codes: Vec<String> = parse_validate(long.as_bytes())
+            .expect("readable")
+            .expect_err("invalid")
+            .into_iter()
+            .map(|f| f.code)
+            .collect();
+        assert_eq!(codes, ["OTP.TENANT_ID_INVALID", "OTP.OTP_INVALID"]);
+        let search = parse_search(br#"{"otp":{"UUID":"x","tenantId":"pb\u0000"}}"#)
+            .expect("readable")
+            .expect_err("invalid");
+        assert_eq!(search[0].code, "OTP.TENANT_ID_INVALID");
     }
 
     #[test]

@@ -102,6 +102,9 @@ impl RawOtpRequest {
             tenant_id: self.tenant_id.as_deref(),
             mobile_number: self.mobile_number.as_deref(),
             otp_type: self.otp_type.as_deref(),
+            user_type: self.user_type.as_deref(),
+            locale: self.locale.as_deref(),
+            country_code: self.country_code.as_deref(),
         });
         let otp_type = OtpType::parse(self.otp_type.as_deref());
         match (

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use super::field_limits::{self, acceptable};
 use super::otp_type::OtpType;
 
 /// One rule of the `_send` validation table.
@@ -18,16 +19,35 @@ pub enum ValidationRule {
     RequestTypeMandatory,
     MobileNumberInvalid,
     MobileNumberInvalidLength,
+    TenantIdInvalid,
+    UserNameInvalid,
+    UserTypeInvalid,
+    LocaleInvalid,
+    CountryCodeInvalid,
 }
 
 impl ValidationRule {
-    /// All rules, in the order the legacy service lists them.
-    pub const IN_ORDER: [Self; 5] = [
+    /// The legacy service's rules (contract §1), in its order.
+    pub const LEGACY: [Self; 5] = [
         Self::TenantIdMandatory,
         Self::MobileNumberMandatory,
         Self::RequestTypeMandatory,
         Self::MobileNumberInvalid,
         Self::MobileNumberInvalidLength,
+    ];
+
+    /// All rules: the legacy service's in its order, then ours.
+    pub const IN_ORDER: [Self; 10] = [
+        Self::TenantIdMandatory,
+        Self::MobileNumberMandatory,
+        Self::RequestTypeMandatory,
+        Self::MobileNumberInvalid,
+        Self::MobileNumberInvalidLength,
+        Self::TenantIdInvalid,
+        Self::UserNameInvalid,
+        Self::UserTypeInvalid,
+        Self::LocaleInvalid,
+        Self::CountryCodeInvalid,
     ];
 
     pub fn code(self) -> &'static str {
@@ -37,6 +57,11 @@ impl ValidationRule {
             Self::RequestTypeMandatory => "OTP.REQUEST_TYPE_MANDATORY",
             Self::MobileNumberInvalid => "OTP.MOBILE_NUMBER_INVALID",
             Self::MobileNumberInvalidLength => "OTP.MOBILE_NUMBER_INVALIDLENGTH",
+            Self::TenantIdInvalid => "OTP.TENANT_ID_INVALID",
+            Self::UserNameInvalid => "OTP.USER_NAME_INVALID",
+            Self::UserTypeInvalid => "OTP.USER_TYPE_INVALID",
+            Self::LocaleInvalid => "OTP.LOCALE_INVALID",
+            Self::CountryCodeInvalid => "OTP.COUNTRY_CODE_INVALID",
         }
     }
 
@@ -51,16 +76,35 @@ impl ValidationRule {
             Self::MobileNumberInvalidLength => {
                 "Mobile number length should be min 10 and max 13 digits"
             }
+            Self::TenantIdInvalid => {
+                "Tenant id must be at most 256 characters without control characters"
+            }
+            Self::UserNameInvalid => {
+                "User name must be at most 180 characters without control characters"
+            }
+            Self::UserTypeInvalid => {
+                "User type must be at most 50 characters without control characters"
+            }
+            Self::LocaleInvalid => {
+                "Locale must be at most 255 characters without control characters"
+            }
+            Self::CountryCodeInvalid => {
+                "Country code must be at most 8 characters without control characters"
+            }
         }
     }
 
     pub fn field(self) -> &'static str {
         match self {
-            Self::TenantIdMandatory => "otp.tenantId",
+            Self::TenantIdMandatory | Self::TenantIdInvalid => "otp.tenantId",
             Self::RequestTypeMandatory => "otp.type",
             Self::MobileNumberMandatory
             | Self::MobileNumberInvalid
-            | Self::MobileNumberInvalidLength => "otp.mobileNumber",
+            | Self::MobileNumberInvalidLength
+            | Self::UserNameInvalid => "otp.mobileNumber",
+            Self::UserTypeInvalid => "otp.userType",
+            Self::LocaleInvalid => "otp.locale",
+            Self::CountryCodeInvalid => "otp.countryCode",
         }
     }
 
@@ -89,6 +133,9 @@ pub struct RuleInput<'a> {
     pub tenant_id: Option<&'a str>,
     pub mobile_number: Option<&'a str>,
     pub otp_type: Option<&'a str>,
+    pub user_type: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub country_code: Option<&'a str>,
 }
 
 /// The rules that fail for `input`, in table order (empty when the request is valid).
@@ -102,6 +149,7 @@ pub fn failing_rules(input: RuleInput<'_>) -> Vec<ValidationRule> {
     let mobile = input.mobile_number.map(str::trim).unwrap_or_default();
     let checks_mobile_format = otp_type != Some(OtpType::PasswordReset);
     let all_digits = !mobile.is_empty() && mobile.bytes().all(|b| b.is_ascii_digit());
+    let within = |value: Option<&str>, max: usize| value.is_none_or(|v| acceptable(v, max));
     ValidationRule::IN_ORDER
         .into_iter()
         .filter(|rule| match rule {
@@ -111,6 +159,15 @@ pub fn failing_rules(input: RuleInput<'_>) -> Vec<ValidationRule> {
             ValidationRule::MobileNumberInvalid => checks_mobile_format && !all_digits,
             ValidationRule::MobileNumberInvalidLength => {
                 checks_mobile_format && !(all_digits && (10..=13).contains(&mobile.len()))
+            }
+            ValidationRule::TenantIdInvalid => !within(input.tenant_id, field_limits::TENANT_ID),
+            ValidationRule::UserNameInvalid => {
+                !checks_mobile_format && !within(input.mobile_number, field_limits::USER_NAME)
+            }
+            ValidationRule::UserTypeInvalid => !within(input.user_type, field_limits::USER_TYPE),
+            ValidationRule::LocaleInvalid => !within(input.locale, field_limits::LOCALE),
+            ValidationRule::CountryCodeInvalid => {
+                !within(input.country_code, field_limits::COUNTRY_CODE)
             }
         })
         .collect()

@@ -19,6 +19,7 @@ use super::envelope::LegacyError;
 use super::json_body::JsonBody;
 use super::AppState;
 use crate::domain::otp_check::{parse_search, parse_validate, validation_unsuccessful};
+use crate::failure::{Classify, FailureKind};
 use crate::store::StoreError;
 use crate::telemetry::Masked;
 
@@ -126,7 +127,17 @@ pub async fn search(
     }))
 }
 
+/// A store failure as an answer: 400 when PostgreSQL refused the caller's values (a poison
+/// failure; edge validation should have caught it), else 503 (the store is unreachable or
+/// misconfigured; the caller may retry).
 fn unavailable(error: StoreError) -> LegacyError {
+    if error.kind() == FailureKind::Poison {
+        tracing::warn!(%error, "OTP store refused the request's values");
+        return LegacyError::bad_request(
+            "Invalid OTP validation request",
+            vec![validation_unsuccessful()],
+        );
+    }
     tracing::warn!(%error, "OTP store unavailable");
     LegacyError::store_unavailable()
 }

@@ -50,8 +50,8 @@ pub async fn send_otp(
         .send(
             &state.request_topic,
             Some(key.as_bytes()),
-            &payload,
-            &[(REQUEST_ID_HEADER, request_id.as_bytes())],
+            Some(&payload),
+            &[(REQUEST_ID_HEADER, Some(request_id.as_bytes()))],
         )
         .await
         .map_err(|e| {

@@ -9,6 +9,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaSettings;
+use crate::failure::{Classify, FailureKind};
 
 /// Slack on top of librdkafka's own `message.timeout.ms` before we stop waiting ourselves.
 const LOCAL_TIMEOUT_SLACK: Duration = Duration::from_millis(500);
@@ -20,6 +21,29 @@ pub enum ProduceError {
     Timeout(Duration),
     #[error("the broker refused the event: {0}")]
     Kafka(#[from] KafkaError),
+}
+
+impl ProduceError {
+    /// True when the event may have been written although no acknowledgement arrived (our own
+    /// timer or librdkafka's `message.timeout.ms` ran out while the broker may have stored it).
+    pub fn maybe_written(&self) -> bool {
+        match self {
+            Self::Timeout(_) => true,
+            Self::Kafka(error) => {
+                error.rdkafka_error_code()
+                    == Some(rdkafka::types::RDKafkaErrorCode::MessageTimedOut)
+            }
+        }
+    }
+}
+
+impl Classify for ProduceError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            Self::Timeout(_) => FailureKind::Transient,
+            Self::Kafka(error) => error.kind(),
+        }
+    }
 }
 
 /// A cheap-to-clone handle on one librdkafka producer.
@@ -40,6 +64,10 @@ impl EventProducer {
             .set("linger.ms", settings.linger_ms.to_string())
             .set("message.timeout.ms", &timeout_ms)
             .set("socket.connection.setup.timeout.ms", &timeout_ms)
+            // Set deliberately (USER_OTP_KAFKA_MESSAGE_MAX_BYTES, librdkafka's default 1,000,000):
+            // larger records fail at once with MessageSizeTooLarge, a poison verdict for that
+            // one record (dead letters are cut to fit this size, see worker::dead_letter).
+            .set("message.max.bytes", settings.message_max_bytes.to_string())
             .create()?;
         Ok(Self {
             inner,
@@ -47,23 +75,29 @@ impl EventProducer {
         })
     }
 
-    /// Writes one event and waits for the broker's acknowledgement, at most the send timeout.
+    /// Writes one event (`None` value: a null value) and waits for the broker's
+    /// acknowledgement, at most the send timeout.
+    ///
+    /// # Errors
+    /// [`ProduceError::Timeout`] without an acknowledgement in time (the event may still have
+    /// been written: [`ProduceError::maybe_written`]), [`ProduceError::Kafka`] when librdkafka or
+    /// the broker refused it ([`Classify::kind`] says whether that is the event's fault).
     pub async fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
-        payload: &[u8],
-        headers: &[(&str, &[u8])],
+        payload: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
     ) -> Result<(), ProduceError> {
         let headers = headers
             .iter()
             .fold(OwnedHeaders::new(), |acc, (key, value)| {
-                acc.insert(Header {
-                    key,
-                    value: Some(*value),
-                })
+                acc.insert(Header { key, value: *value })
             });
-        let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -15,21 +15,84 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
+use crate::failure::{sqlstate_kind, Classify, FailureKind};
 
 pub use codes::{CodeStatus, NewestCode};
 pub use outcomes::{ExistingOutcome, NewCode, NewOutcome, Outcome, SourcePosition};
 
-/// A database failure: transient (connection lost, server restarting) or a bug.
+/// A database failure. [`Classify::kind`] says what to do about it (by SQLSTATE class); the
+/// message names the SQLSTATE and the server's message, never the error's detail (PostgreSQL
+/// quotes row values there, e.g. mobile numbers).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
-    #[error("database pool: {0}")]
+    #[error("database pool: {}", describe_pool(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("database pool set-up: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// The SQLSTATE of an error the server reported (e.g. `22021`).
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.database_error()
+            .and_then(tokio_postgres::Error::code)
+            .map(tokio_postgres::error::SqlState::code)
+    }
+
+    /// The server's message, without its detail (which may quote values).
+    pub fn server_message(&self) -> Option<&str> {
+        self.database_error()
+            .and_then(tokio_postgres::Error::as_db_error)
+            .map(tokio_postgres::error::DbError::message)
+    }
+
+    fn database_error(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            Self::Database(error) | Self::Pool(deadpool_postgres::PoolError::Backend(error)) => {
+                Some(error)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Classify for StoreError {
+    fn kind(&self) -> FailureKind {
+        use deadpool_postgres::PoolError;
+        match self {
+            Self::Database(error) | Self::Pool(PoolError::Backend(error)) => match error.code() {
+                Some(state) => sqlstate_kind(state.code()),
+                // No SQLSTATE: I/O, a closed connection, a connect timeout.
+                None => FailureKind::Transient,
+            },
+            Self::Pool(
+                PoolError::Timeout(_) | PoolError::Closed | PoolError::PostCreateHook(_),
+            ) => FailureKind::Transient,
+            Self::Pool(PoolError::NoRuntimeSpecified) | Self::Build(_) | Self::Corrupt(_) => {
+                FailureKind::Systemic
+            }
+        }
+    }
+}
+
+/// `SQLSTATE <code>: <message>` for a server error, else the driver's own description.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    }
+}
+
+fn describe_pool(error: &deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => describe(error),
+        deadpool_postgres::PoolError::Timeout(kind) => format!("timed out ({kind:?})"),
+        other => other.to_string(),
+    }
 }
 
 /// The store: a connection pool and the statements on it.

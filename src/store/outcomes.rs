@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{OtpStore, StoreError};
@@ -122,44 +123,52 @@ impl OtpStore {
     /// Records `outcomes` (with their codes) in one statement, as worker `worker_id`; returns
     /// the request ids that were recorded by this call. Ids recorded before, by anyone, are left
     /// alone and not returned.
+    ///
+    /// # Errors
+    /// [`StoreError`]; a [`crate::failure::FailureKind::Poison`] one means PostgreSQL refused
+    /// some value of the batch (the worker then splits the batch to find the event).
     pub async fn record_batch(
         &self,
         outcomes: &[NewOutcome],
         worker_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let columns = BatchColumns::from(outcomes);
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(include_str!("sql/record_batch.sql"))
-            .await?;
-        let c = &columns;
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &c.request_ids,
-                    &c.tenant_ids,
-                    &c.otp_types,
-                    &c.outcomes,
-                    &c.code_ids,
-                    &c.topics,
-                    &c.partitions,
-                    &c.offsets,
-                    &c.code_id,
-                    &c.code_request_id,
-                    &c.code_tenant_id,
-                    &c.code_identity,
-                    &c.code_key_id,
-                    &c.code_hash,
-                    &c.code_expires_at,
-                    &c.identity_code_id,
-                    &c.identity_tenant_id,
-                    &c.identity,
-                    &worker_id,
-                ],
-            )
-            .await?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+        record(&client, outcomes, worker_id).await
+    }
+
+    /// Records a benign outcome with a code in a transaction that is rolled back: `Ok` when the
+    /// batch statement works for ordinary values. Tells an event PostgreSQL refuses (poison)
+    /// from a statement that fails for every event (a systemic error, e.g. a missing
+    /// privilege).
+    ///
+    /// # Errors
+    /// The [`StoreError`] the canary row met.
+    pub async fn record_canary(&self, worker_id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let id = Uuid::now_v7();
+        let canary = NewOutcome {
+            request_id: format!("canary/{id}"),
+            tenant_id: "canary".to_owned(),
+            otp_type: "register",
+            outcome: Outcome::SmsPending,
+            source: SourcePosition {
+                topic: "canary".to_owned(),
+                partition: 0,
+                offset: 0,
+            },
+            code: Some(NewCode {
+                id,
+                identity: "0000000000".to_owned(),
+                identities: vec!["0000000000".to_owned(), "canary".to_owned()],
+                key_id: "canary".to_owned(),
+                hash: vec![0; 32],
+                expires_at: SystemTime::now(),
+            }),
+        };
+        let recorded = record(&transaction, std::slice::from_ref(&canary), worker_id).await;
+        transaction.rollback().await?;
+        recorded.map(|_| ())
     }
 
     /// The SMS events of `request_ids` are acknowledged: their outcomes become `sent`.
@@ -192,6 +201,45 @@ impl OtpStore {
             .await?;
         Ok(())
     }
+}
+
+/// Runs `record_batch.sql` for `outcomes` on `client` (a pooled connection or a transaction).
+async fn record<C: GenericClient>(
+    client: &C,
+    outcomes: &[NewOutcome],
+    worker_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let c = &BatchColumns::from(outcomes);
+    let statement = client
+        .prepare_cached(include_str!("sql/record_batch.sql"))
+        .await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &c.request_ids,
+                &c.tenant_ids,
+                &c.otp_types,
+                &c.outcomes,
+                &c.code_ids,
+                &c.topics,
+                &c.partitions,
+                &c.offsets,
+                &c.code_id,
+                &c.code_request_id,
+                &c.code_tenant_id,
+                &c.code_identity,
+                &c.code_key_id,
+                &c.code_hash,
+                &c.code_expires_at,
+                &c.identity_code_id,
+                &c.identity_tenant_id,
+                &c.identity,
+                &worker_id,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// The columns of a batch, as the arrays `record_batch.sql` unnests.

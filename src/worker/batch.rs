@@ -15,19 +15,22 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::dead_letter::{self, Reason};
+use super::dead_letter::{self, Reason, Verdict, SQLSTATE_HEADER};
 use super::incoming::Incoming;
 use super::notify::{self, Outgoing};
+use super::record;
+use super::retrying::{until_done, until_settled};
 use super::sent_scan;
 use crate::domain::code::{self, CodeHasher, OtpCode};
 use crate::domain::decide::{decide, Decision, Refusal, SendPlan};
 use crate::domain::templates::MessageTemplates;
 use crate::domain::{OtpRequest, RawOtpRequest};
 use crate::kafka::EventProducer;
-use crate::retry::{retry, Attempt, Backoff, Cancelled, RetryNotice, RetryPolicy};
+use crate::retry::{Cancelled, RetryPolicy};
 use crate::store::{NewCode, NewOutcome, OtpStore, Outcome};
 use crate::users::{UserClient, UserLookupError};
 
@@ -65,6 +68,8 @@ pub struct Pipeline {
     pub code_length: u8,
     pub code_ttl: Duration,
     pub sms_expiry: Duration,
+    /// Largest record the producer writes (bytes); dead letters are cut to fit.
+    pub message_max_bytes: usize,
     /// Backoff for PostgreSQL and Kafka retries.
     pub retry_policy: RetryPolicy,
     /// This process, as recorded with its outcomes (random per start).
@@ -84,6 +89,18 @@ pub struct BatchSummary {
     pub step_ms: [u32; 5],
 }
 
+impl BatchSummary {
+    /// Adds the counts (not the step times) of `other`.
+    pub fn add(&mut self, other: &Self) {
+        self.sent += other.sent;
+        self.refused += other.refused;
+        self.stale += other.stale;
+        self.dead_lettered += other.dead_lettered;
+        self.already_served += other.already_served;
+        self.recovered += other.recovered;
+    }
+}
+
 /// Milliseconds since `since`, for [`BatchSummary::step_ms`].
 fn ms_since(since: &mut std::time::Instant) -> u32 {
     let now = std::time::Instant::now();
@@ -94,7 +111,7 @@ fn ms_since(since: &mut std::time::Instant) -> u32 {
 
 /// What to do with one event.
 enum Work<'a> {
-    DeadLetter(&'a Incoming, Reason, String),
+    DeadLetter(&'a Incoming, Verdict),
     AlreadyServed,
     Stale(&'a Incoming, OtpRequest),
     Serve(&'a Incoming, OtpRequest),
@@ -143,31 +160,33 @@ impl Pipeline {
         summary.step_ms[1] = ms_since(&mut clock);
 
         let now = SystemTime::now();
+        // `outcomes[i]` records the request of `outcome_events[i]`.
         let mut outcomes = Vec::new();
+        let mut outcome_events: Vec<&Incoming> = Vec::new();
         let mut deliveries: Vec<Delivery<'_>> = Vec::new();
         let mut recoveries: Vec<(Delivery<'_>, Uuid, SystemTime)> = Vec::new();
-        let mut dead_letters: Vec<(&Incoming, Reason, String)> = Vec::new();
+        let mut dead_letters: Vec<(&Incoming, Verdict)> = Vec::new();
         for item in work {
             match item {
                 Work::AlreadyServed => summary.already_served += 1,
-                Work::DeadLetter(event, reason, detail) => {
-                    dead_letters.push((event, reason, detail));
-                }
+                Work::DeadLetter(event, verdict) => dead_letters.push((event, verdict)),
                 Work::Stale(event, request) => {
                     outcomes.push(outcome(event, &request, Outcome::Stale, None));
+                    outcome_events.push(event);
                     summary.stale += 1;
                 }
                 Work::Serve(event, request) => {
                     let user = match next_lookup(&mut lookups)? {
                         Ok(user) => user,
-                        Err((reason, detail)) => {
-                            dead_letters.push((event, reason, detail));
+                        Err(verdict) => {
+                            dead_letters.push((event, verdict));
                             continue;
                         }
                     };
                     match decide(&request, user.as_ref()) {
                         Decision::Refuse(refusal) => {
                             outcomes.push(outcome(event, &request, refused(refusal), None));
+                            outcome_events.push(event);
                             summary.refused += 1;
                         }
                         Decision::Send(plan) => {
@@ -179,6 +198,7 @@ impl Pipeline {
                                 Outcome::SmsPending,
                                 Some(new_code),
                             ));
+                            outcome_events.push(event);
                             deliveries.push(Delivery {
                                 event,
                                 request,
@@ -191,8 +211,8 @@ impl Pipeline {
                 Work::Recover(event, request, code_id, recorded_at) => {
                     let user = match next_lookup(&mut lookups)? {
                         Ok(user) => user,
-                        Err((reason, detail)) => {
-                            dead_letters.push((event, reason, detail));
+                        Err(verdict) => {
+                            dead_letters.push((event, verdict));
                             continue;
                         }
                     };
@@ -215,17 +235,28 @@ impl Pipeline {
             }
         }
 
-        // Record outcomes; only the requests this call recorded get an SMS.
-        let recorded: HashSet<String> = if outcomes.is_empty() {
-            HashSet::new()
-        } else {
-            self.with_retry("record outcomes", cancel, || {
-                self.store.record_batch(&outcomes, &self.worker_id)
-            })
-            .await?
-            .into_iter()
-            .collect()
-        };
+        // Record outcomes; only the requests this call recorded get an SMS. An outcome
+        // PostgreSQL refuses alone sends its event to the dead-letter topic (`record`).
+        let recorded = record::record(
+            &self.store,
+            &self.worker_id,
+            &self.retry_policy,
+            &outcomes,
+            cancel,
+        )
+        .await?;
+        for (index, error) in &recorded.refused {
+            let event = outcome_events[*index];
+            let mut verdict = Verdict::new(
+                Reason::DatabaseRejected,
+                error.server_message().unwrap_or("refused by PostgreSQL"),
+            );
+            if let Some(sqlstate) = error.sqlstate() {
+                verdict = verdict.with(SQLSTATE_HEADER, sqlstate);
+            }
+            dead_letters.push((event, verdict));
+        }
+        let recorded = recorded.won;
         summary.step_ms[2] = ms_since(&mut clock);
         let before = deliveries.len();
         deliveries.retain(|d| recorded.contains(&d.event.request_id));
@@ -239,7 +270,7 @@ impl Pipeline {
                 .iter()
                 .map(|(d, _, _)| d.event.request_id.clone())
                 .collect();
-            let already_sent = self.with_retry("scan the SMS topic", cancel, || {
+            let already_sent = until_done(&self.retry_policy, "scan the SMS topic", cancel, || {
                 sent_scan::find_sent(
                     &self.bootstrap_servers,
                     &self.topics.sms,
@@ -257,7 +288,7 @@ impl Pipeline {
                 }
                 let hash = self.hasher.hash(&code_id, delivery.code.as_str());
                 let expires_at = now + self.code_ttl;
-                self.with_retry("replace a pending code", cancel, || {
+                until_done(&self.retry_policy, "replace a pending code", cancel, || {
                     self.store
                         .replace_code(code_id, self.hasher.key_id(), &hash, expires_at)
                 })
@@ -282,29 +313,20 @@ impl Pipeline {
                 sms_expires_at,
             ));
         }
-        for (event, reason, detail) in &dead_letters {
-            tracing::warn!(
-                request_id = %event.request_id,
-                reason = reason.as_str(),
-                %detail,
-                topic = %event.source.topic,
-                partition = event.source.partition,
-                offset = event.source.offset,
-                "request event dead-lettered"
-            );
-            outgoing.push(Outgoing {
-                topic: self.topics.dead_letter.clone(),
-                key: event.key.clone(),
-                payload: event.payload.clone().unwrap_or_default(),
-                headers: dead_letter::headers(event, *reason, detail),
-            });
-        }
         let sends = outgoing.iter().map(|event| {
-            self.with_retry("produce an event", cancel, move || {
+            until_done(&self.retry_policy, "produce an event", cancel, move || {
                 event.send(&self.producer)
             })
         });
-        for result in futures::future::join_all(sends).await {
+        let dead_letter_sends = dead_letters
+            .iter()
+            .map(|(event, verdict)| self.dead_letter(event, verdict, cancel));
+        let (sent_results, dead_letter_results) = futures::future::join(
+            futures::future::join_all(sends),
+            futures::future::join_all(dead_letter_sends),
+        )
+        .await;
+        for result in sent_results.into_iter().chain(dead_letter_results) {
             result?;
         }
         summary.dead_lettered = dead_letters.len();
@@ -318,11 +340,90 @@ impl Pipeline {
         summary.sent = sent.len();
         sent.extend(acknowledged_earlier);
         if !sent.is_empty() {
-            self.with_retry("mark SMS sent", cancel, || self.store.mark_sent(&sent))
-                .await?;
+            until_done(&self.retry_policy, "mark SMS sent", cancel, || {
+                self.store.mark_sent(&sent)
+            })
+            .await?;
         }
         summary.step_ms[4] = ms_since(&mut clock);
         Ok(summary)
+    }
+
+    /// Serves each event of `batch` as a batch of its own, after `batch` as a whole panicked
+    /// (a bug): an event that panics alone is dead-lettered with reason `internal_error` and the
+    /// others are served; the process stays up.
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first.
+    pub async fn process_each_alone(
+        &self,
+        batch: &[Incoming],
+        cancel: &CancellationToken,
+    ) -> Result<BatchSummary, Cancelled> {
+        let mut total = BatchSummary::default();
+        for event in batch {
+            let alone =
+                std::panic::AssertUnwindSafe(self.process(std::slice::from_ref(event), cancel))
+                    .catch_unwind()
+                    .await;
+            match alone {
+                Ok(summary) => total.add(&summary?),
+                Err(_) => {
+                    tracing::error!(
+                        request_id = ?event.request_id,
+                        partition = event.source.partition,
+                        offset = event.source.offset,
+                        "handling this request event panicked; dead-lettering it"
+                    );
+                    let verdict =
+                        Verdict::new(Reason::InternalError, "handling this event panicked");
+                    self.dead_letter(event, &verdict, cancel).await?;
+                    total.dead_lettered += 1;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Logs and writes the dead letter of `event`, cut to fit `message_max_bytes`; written as a
+    /// pointer to the original if the broker still refuses it (see [`dead_letter`]).
+    async fn dead_letter(
+        &self,
+        event: &Incoming,
+        verdict: &Verdict,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        tracing::warn!(
+            request_id = ?event.request_id,
+            reason = verdict.reason.as_str(),
+            detail = ?verdict.detail,
+            topic = %event.source.topic,
+            partition = event.source.partition,
+            offset = event.source.offset,
+            "request event dead-lettered"
+        );
+        let topic = &self.topics.dead_letter;
+        let full = dead_letter::build(event, verdict, topic, self.message_max_bytes);
+        let sent = until_settled(&self.retry_policy, "produce a dead letter", cancel, || {
+            full.send(&self.producer)
+        })
+        .await?;
+        if let Err(error) = sent {
+            tracing::warn!(
+                %error,
+                offset = event.source.offset,
+                "the broker refused the dead letter; writing a pointer to the original instead"
+            );
+            let pointer = dead_letter::pointer(event, verdict, topic);
+            until_done(
+                &self.retry_policy,
+                "produce a dead-letter pointer",
+                cancel,
+                || pointer.send(&self.producer),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Parses every event and checks which are already served.
@@ -349,7 +450,7 @@ impl Pipeline {
         let mut existing = if ids.is_empty() {
             HashMap::new()
         } else {
-            self.with_retry("read outcomes", cancel, || {
+            until_done(&self.retry_policy, "read outcomes", cancel, || {
                 self.store.existing_outcomes(&ids)
             })
             .await?
@@ -376,11 +477,10 @@ impl Pipeline {
                     _ = cancel.cancelled() => return Err(Cancelled { attempts: 0 }),
                     _ = tokio::time::sleep(wait) => {}
                 }
-                existing = self
-                    .with_retry("read outcomes", cancel, || {
-                        self.store.existing_outcomes(&ids)
-                    })
-                    .await?;
+                existing = until_done(&self.retry_policy, "read outcomes", cancel, || {
+                    self.store.existing_outcomes(&ids)
+                })
+                .await?;
             }
         }
         let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
@@ -389,7 +489,7 @@ impl Pipeline {
             .zip(parsed)
             .map(|(event, parsed)| match parsed {
                 Err(None) => Work::AlreadyServed,
-                Err(Some((reason, detail))) => Work::DeadLetter(event, reason, detail),
+                Err(Some(verdict)) => Work::DeadLetter(event, verdict),
                 Ok(request) => match existing.get(&event.request_id) {
                     Some(found) => match (found.outcome, found.code_id) {
                         (Outcome::SmsPending, Some(code_id)) => {
@@ -419,71 +519,47 @@ impl Pipeline {
             expires_at: now + self.code_ttl,
         }
     }
-
-    /// Runs a PostgreSQL or Kafka step until it succeeds or shutdown interrupts it.
-    async fn with_retry<T, E, F, Fut>(
-        &self,
-        what: &'static str,
-        cancel: &CancellationToken,
-        mut step: F,
-    ) -> Result<T, Cancelled>
-    where
-        E: std::fmt::Display,
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        retry(
-            Backoff::new(&self.retry_policy),
-            cancel,
-            |_| {
-                let attempt = step();
-                async move {
-                    match attempt.await {
-                        Ok(value) => Attempt::Done(value),
-                        Err(error) => Attempt::Retry(error),
-                    }
-                }
-            },
-            |notice: RetryNotice<'_, E>| {
-                tracing::warn!(
-                    step = what,
-                    attempt = notice.attempt,
-                    error = %notice.failure,
-                    delay_ms = notice.delay.as_millis() as u64,
-                    "worker step failed; retrying"
-                );
-            },
-        )
-        .await
-    }
 }
 
 /// The next lookup result: the user, or why the event must be dead-lettered.
-#[allow(clippy::type_complexity)]
 fn next_lookup(
     lookups: &mut impl Iterator<Item = LookupResult>,
-) -> Result<Result<Option<crate::domain::FoundUser>, (Reason, String)>, Cancelled> {
+) -> Result<Result<Option<crate::domain::FoundUser>, Verdict>, Cancelled> {
     match lookups.next() {
         Some(Ok(user)) => Ok(Ok(user)),
         Some(Err(UserLookupError::Cancelled)) | None => Err(Cancelled { attempts: 0 }),
-        Some(Err(error @ UserLookupError::MalformedAnswer(_))) => {
-            Ok(Err((Reason::UserServiceMalformedAnswer, error.to_string())))
-        }
-        Some(Err(error)) => Ok(Err((Reason::UserServiceRejected, error.to_string()))),
+        Some(Err(error @ UserLookupError::MalformedAnswer(_))) => Ok(Err(Verdict::new(
+            Reason::UserServiceMalformedAnswer,
+            error.to_string(),
+        ))),
+        Some(Err(error)) => Ok(Err(Verdict::new(
+            Reason::UserServiceRejected,
+            error.to_string(),
+        ))),
     }
 }
 
-fn parse(event: &Incoming) -> Result<OtpRequest, (Reason, String)> {
+/// The request in an event, or why it goes to the dead-letter topic.
+fn parse(event: &Incoming) -> Result<OtpRequest, Verdict> {
+    if event.unreadable_headers > 0 {
+        return Err(Verdict::new(
+            Reason::UnreadableHeader,
+            format!(
+                "{} header name(s) are not UTF-8; the original is at the source offset",
+                event.unreadable_headers
+            ),
+        ));
+    }
     let payload = event
         .payload
         .as_deref()
-        .ok_or((Reason::Malformed, "the event has no value".to_owned()))?;
+        .ok_or_else(|| Verdict::new(Reason::Malformed, "the event has no value"))?;
     RawOtpRequest::from_json_bytes(payload)
-        .map_err(|e| (Reason::Malformed, e.to_string()))?
+        .map_err(|e| Verdict::new(Reason::Malformed, e.to_string()))?
         .validate()
         .map_err(|rules| {
             let codes: Vec<&str> = rules.iter().map(|rule| rule.code()).collect();
-            (Reason::InvalidRequest, codes.join(","))
+            Verdict::new(Reason::InvalidRequest, codes.join(","))
         })
 }
 

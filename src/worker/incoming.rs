@@ -1,10 +1,22 @@
 //! A request event as the worker holds it while a batch is processed (owned, so the consumer can
 //! keep polling), and its request id.
+//!
+//! Reading an event never panics: rdkafka 0.39 unwraps every header name as UTF-8 (in
+//! `Headers::iter`, `get` and `try_get` alike), so each header is read on its own behind
+//! `catch_unwind`. A header whose name cannot be read is left out and counted in
+//! [`Incoming::unreadable_headers`]; the worker dead-letters such an event (reason
+//! `unreadable_header`) rather than guess which request it was. The dead letter points at the
+//! original (source topic, partition, offset) where the raw bytes remain.
 
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
 
 use crate::domain::request_event::REQUEST_ID_HEADER;
 use crate::store::SourcePosition;
+
+/// One header of an event: its name and its value (`None` for a null value).
+pub type Header = (String, Option<Vec<u8>>);
 
 /// One consumed request event.
 #[derive(Debug, Clone)]
@@ -12,7 +24,10 @@ pub struct Incoming {
     pub source: SourcePosition,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// The headers that could be read, in order.
+    pub headers: Vec<Header>,
+    /// Headers left out because their name is not UTF-8.
+    pub unreadable_headers: usize,
     /// The event's Kafka timestamp (ms since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
     /// The `x-request-id` header if present and sensible, else `<topic>/<partition>/<offset>`:
@@ -33,19 +48,12 @@ impl Incoming {
             partition: message.partition(),
             offset: message.offset(),
         };
-        let headers: Vec<(String, Vec<u8>)> = message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (headers, unreadable_headers) = message.headers().map(read_headers).unwrap_or_default();
         let request_id = headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(REQUEST_ID_HEADER))
-            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+            .and_then(|(_, value)| value.as_deref())
+            .and_then(|value| std::str::from_utf8(value).ok())
             .map(str::trim)
             .filter(|id| {
                 !id.is_empty()
@@ -60,10 +68,41 @@ impl Incoming {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers,
+            unreadable_headers,
             timestamp_ms: message.timestamp().to_millis(),
             request_id,
             source,
             epoch: 0,
         }
     }
+
+    /// Bytes this event holds in memory (key, value, headers), for the worker's in-flight bound.
+    pub fn size_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+    }
+}
+
+/// Reads every header whose name is UTF-8; returns them and how many could not be read.
+pub fn read_headers(headers: &BorrowedHeaders) -> (Vec<Header>, usize) {
+    let mut read = Vec::with_capacity(headers.count());
+    let mut unreadable = 0;
+    for index in 0..headers.count() {
+        let header = catch_unwind(AssertUnwindSafe(|| {
+            headers
+                .try_get(index)
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+        }));
+        match header {
+            Ok(Some(header)) => read.push(header),
+            Ok(None) => {}
+            Err(_) => unreadable += 1,
+        }
+    }
+    (read, unreadable)
 }

@@ -14,7 +14,10 @@
 //! partition is revoked is cancelled at its next step, so its retries cannot send an SMS after
 //! the new owner took over (the new owner also waits out a grace period for such requests).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -138,7 +141,22 @@ async fn run_lane(
         }
         let cancel = abandon.child_token();
         let watch = watch_revocation(&batch, &assignment, cancel.clone());
-        let result = pipeline.process(&batch, &cancel).await;
+        // Last line of defence: a panic while handling the batch (a bug) is caught; its events
+        // are then served one by one and the one that panics alone is dead-lettered.
+        let result = match AssertUnwindSafe(pipeline.process(&batch, &cancel))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(
+                    lane,
+                    events = batch.len(),
+                    "a batch panicked; serving its events one by one"
+                );
+                pipeline.process_each_alone(&batch, &cancel).await
+            }
+        };
         watch.abort();
         match result {
             Ok(summary) => {

@@ -20,6 +20,8 @@ mod dead_letter;
 mod incoming;
 mod lanes;
 mod notify;
+mod record;
+mod retrying;
 mod sent_scan;
 
 use std::sync::Arc;
@@ -30,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use batch::{BatchSummary, Pipeline, Topics};
 pub use dead_letter::{
-    DETAIL_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER,
-    SOURCE_TOPIC_HEADER,
+    DETAIL_HEADER, ORIGINAL_SIZE_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER, SQLSTATE_HEADER, VALUE_HEADER,
 };
 
 use crate::config::Settings;
@@ -76,6 +78,7 @@ impl Pipeline {
             code_length: settings.otp.code_length,
             code_ttl: settings.otp.code_ttl,
             sms_expiry: settings.otp.sms_expiry,
+            message_max_bytes: settings.kafka.message_max_bytes,
             retry_policy: RetryPolicy::default(),
             // With static membership the instance id names the worker across restarts: a
             // restarted instance knows its predecessor's pending requests are not in flight

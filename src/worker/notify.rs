@@ -1,6 +1,7 @@
 //! The events a served request emits: the SMS event (contract §4) and, where the plan has an
 //! address, the email event (§5). Both carry the request's key and its `x-request-id` header.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -14,24 +15,52 @@ use crate::domain::templates::MessageTemplates;
 use crate::domain::OtpRequest;
 use crate::kafka::{EventProducer, ProduceError};
 
-/// An event ready to produce.
-pub struct Outgoing {
+/// One header of an outgoing event: its name and value (`None`: a null value), borrowed or
+/// owned.
+pub type OutHeader<'a> = (Cow<'a, str>, Option<Cow<'a, [u8]>>);
+
+/// An event ready to produce; it may borrow from the request event it answers (a dead letter
+/// borrows the original's value instead of copying it).
+pub struct Outgoing<'a> {
     pub topic: String,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub key: Option<Cow<'a, [u8]>>,
+    /// `None`: a null value.
+    pub payload: Option<Cow<'a, [u8]>>,
+    pub headers: Vec<OutHeader<'a>>,
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
+    /// Writes the event and waits for the broker's acknowledgement.
+    ///
+    /// # Errors
+    /// As [`EventProducer::send`].
     pub async fn send(&self, producer: &EventProducer) -> Result<(), ProduceError> {
-        let headers: Vec<(&str, &[u8])> = self
+        let headers: Vec<(&str, Option<&[u8]>)> = self
             .headers
             .iter()
-            .map(|(key, value)| (key.as_str(), value.as_slice()))
+            .map(|(key, value)| (key.as_ref(), value.as_deref()))
             .collect();
         producer
-            .send(&self.topic, self.key.as_deref(), &self.payload, &headers)
+            .send(
+                &self.topic,
+                self.key.as_deref(),
+                self.payload.as_deref(),
+                &headers,
+            )
             .await
+    }
+
+    /// Key, value and header bytes (what librdkafka compares with `message.max.bytes`, minus
+    /// its framing).
+    #[cfg(test)]
+    pub fn size_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, |k| k.len())
+            + self.payload.as_ref().map_or(0, |p| p.len())
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                .sum::<usize>()
     }
 }
 
@@ -44,10 +73,13 @@ pub fn for_delivery(
     templates: &MessageTemplates,
     topics: &Topics,
     sms_expires_at: SystemTime,
-) -> Vec<Outgoing> {
+) -> Vec<Outgoing<'static>> {
     let otp_type = request.otp_type;
-    let key = request_key(request).into_bytes();
-    let headers = vec![(REQUEST_ID_HEADER.to_owned(), request_id.as_bytes().to_vec())];
+    let key: Cow<'static, [u8]> = Cow::Owned(request_key(request).into_bytes());
+    let headers = vec![(
+        Cow::Borrowed(REQUEST_ID_HEADER),
+        Some(Cow::Owned(request_id.as_bytes().to_vec())),
+    )];
     let sms = SmsEvent::new(
         plan.sms_to.clone(),
         templates.sms_text(otp_type, code),
@@ -59,7 +91,7 @@ pub fn for_delivery(
     let mut events = vec![Outgoing {
         topic: topics.sms.clone(),
         key: Some(key.clone()),
-        payload: to_json(&sms),
+        payload: Some(Cow::Owned(to_json(&sms))),
         headers: headers.clone(),
     }];
     if let (Some(address), Some((subject, body))) =
@@ -68,7 +100,9 @@ pub fn for_delivery(
         events.push(Outgoing {
             topic: topics.email.clone(),
             key: Some(key),
-            payload: to_json(&EmailEvent::new(address, subject, body)),
+            payload: Some(Cow::Owned(to_json(&EmailEvent::new(
+                address, subject, body,
+            )))),
             headers,
         });
     }

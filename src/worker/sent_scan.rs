@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::incoming::read_headers;
 use crate::domain::request_event::REQUEST_ID_HEADER;
 
 /// How far before a pending request's recording the scan starts: the SMS is produced after the
@@ -100,13 +101,13 @@ fn scan(
             continue;
         };
         let message = result?;
-        let request_id = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == REQUEST_ID_HEADER)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-        });
+        // Read without panicking on a header name that is not UTF-8 (see `incoming`).
+        let headers = message.headers().map(read_headers).unwrap_or_default().0;
+        let request_id = headers
+            .iter()
+            .find(|(key, _)| key == REQUEST_ID_HEADER)
+            .and_then(|(_, value)| value.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok());
         if let Some(id) = request_id.filter(|id| request_ids.contains(*id)) {
             found.insert(id.to_owned());
         }

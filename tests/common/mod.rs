@@ -4,7 +4,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod raw;
 pub mod stack;
+pub mod tcp_proxy;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -169,9 +171,8 @@ impl Drop for TestApp {
     }
 }
 
-/// Reads `count` events from every partition of `topic` (from the beginning), waiting at most
-/// 30 s for them.
-pub async fn read_events(topic: &str, count: usize) -> Vec<OwnedMessage> {
+/// A consumer assigned to every partition of `topic` from the beginning.
+fn reader(topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_bootstrap())
         .set("group.id", unique_name("test-reader"))
@@ -185,6 +186,13 @@ pub async fn read_events(topic: &str, count: usize) -> Vec<OwnedMessage> {
             .expect("partition");
     }
     consumer.assign(&partitions).expect("assign");
+    consumer
+}
+
+/// Reads `count` events from every partition of `topic` (from the beginning), waiting at most
+/// 30 s for them.
+pub async fn read_events(topic: &str, count: usize) -> Vec<OwnedMessage> {
+    let consumer = reader(topic);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut events = Vec::new();
     while events.len() < count {
@@ -220,6 +228,29 @@ pub async fn event_count(topic: &str) -> i64 {
     })
     .await
     .expect("watermarks task")
+}
+
+/// Reads `topic` from the beginning until `wanted` holds for one event, at most 30 s; returns it.
+pub async fn wait_for_event(
+    topic: &str,
+    what: &str,
+    wanted: impl Fn(&OwnedMessage) -> bool,
+) -> OwnedMessage {
+    let consumer = reader(topic);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(message)) => {
+                let message = message.detach();
+                if wanted(&message) {
+                    return message;
+                }
+            }
+            Ok(Err(e)) => panic!("reading {topic}: {e}"),
+            Err(_) => panic!("no event on {topic} for {what} after 30 s"),
+        }
+    }
 }
 
 /// The value of header `name` of `message`, as text.

@@ -119,8 +119,14 @@ impl Stack {
     }
 
     pub fn spawn_worker(&self) -> RunningWorker {
+        self.spawn_worker_with(self.settings.clone())
+    }
+
+    /// A worker with other settings (e.g. its database reached through a [`TcpProxy`]).
+    ///
+    /// [`TcpProxy`]: super::tcp_proxy::TcpProxy
+    pub fn spawn_worker_with(&self, settings: Settings) -> RunningWorker {
         let shutdown = CancellationToken::new();
-        let settings = self.settings.clone();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
             let store = OtpStore::new(&settings.database)?;
@@ -161,6 +167,90 @@ impl Stack {
             .await
             .map_err(|(e, _)| e)
             .expect("produce");
+    }
+
+    /// Writes an event exactly as given: optional key, value (`None`: null), headers, and
+    /// timestamp (ms since the epoch; `None`: now).
+    pub async fn produce_exact(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        timestamp_ms: Option<i64>,
+    ) -> (i32, i64) {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |acc, (name, value)| {
+                acc.insert(Header {
+                    key: name,
+                    value: Some(*value),
+                })
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topics.request).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        if let Some(timestamp) = timestamp_ms {
+            record = record.timestamp(timestamp);
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|delivery| (delivery.partition, delivery.offset))
+            .map_err(|(e, _)| e)
+            .expect("produce")
+    }
+
+    /// The SMS event carrying request id `id` (waits up to 30 s).
+    pub async fn sms_for(&self, id: &str) -> rdkafka::message::OwnedMessage {
+        wait_for_event(&self.topics.sms, id, |m| {
+            header(m, "x-request-id").as_deref() == Some(id)
+        })
+        .await
+    }
+
+    /// The dead letter of the request event at `offset` of `partition` (waits up to 30 s).
+    pub async fn dead_letter_at(
+        &self,
+        partition: i32,
+        offset: i64,
+    ) -> rdkafka::message::OwnedMessage {
+        wait_for_event(&self.topics.dead_letter, "a dead letter", |m| {
+            header(m, "x-dead-letter-source-partition") == Some(partition.to_string())
+                && header(m, "x-dead-letter-source-offset") == Some(offset.to_string())
+        })
+        .await
+    }
+
+    /// The dead letter whose `x-request-id` header is `id` (waits up to 30 s).
+    pub async fn dead_letter_for(&self, id: &str) -> rdkafka::message::OwnedMessage {
+        wait_for_event(&self.topics.dead_letter, id, |m| {
+            header(m, "x-request-id").as_deref() == Some(id)
+        })
+        .await
+    }
+
+    /// The service still serves: a valid request written with Kafka key `same_key` (so on the
+    /// same partition, behind whatever was there) and one on another key both get their SMS
+    /// within 30 s, and `worker` is still running.
+    pub async fn assert_still_serving(&self, worker: &RunningWorker, same_key: &[u8]) {
+        let (same, other) = (unique_name("after-same"), unique_name("after-other"));
+        self.produce_exact(
+            Some(same_key),
+            Some(&Self::request("9222222222", "register")),
+            &[("x-request-id", same.as_bytes())],
+            None,
+        )
+        .await;
+
+        self.produce_request("9111111111", "register", &other).await;
+        self.sms_for(&same).await;
+        self.sms_for(&other).await;
+        assert!(!worker.task.is_finished(), "the worker stopped");
     }
 
     /// Writes a request event for `mobile` (key `pb:<mobile>`) with request id `id`.
@@ -234,6 +324,8 @@ impl Stack {
 fn test_producer() -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", kafka_bootstrap())
+        // Events up to the broker's own limit (1,048,588 bytes), above librdkafka's default.
+        .set("message.max.bytes", "2000000")
         .set("linger.ms", "0")
         .create()
         .expect("producer")

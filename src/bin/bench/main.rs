@@ -4,6 +4,8 @@
 //! Run through `scripts/bench` and `scripts/drill`. Every figure it prints is measured in that
 //! run; nothing is a constant.
 
+#![forbid(unsafe_code)]
+
 mod audit;
 mod drill;
 mod env;

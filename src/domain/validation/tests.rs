@@ -14,6 +14,7 @@ fn rules(
         tenant_id: tenant,
         mobile_number: mobile,
         otp_type,
+        ..RuleInput::default()
     })
 }
 
@@ -87,7 +88,7 @@ fn rule_3_unknown_type() {
 fn rule_3_no_otp_object_fails_everything() {
     assert_eq!(
         rules(false, None, None, None),
-        ValidationRule::IN_ORDER.to_vec()
+        ValidationRule::LEGACY.to_vec()
     );
 }
 
@@ -145,7 +146,7 @@ fn combined_faults_list_the_first_rule_first() {
 
 #[test]
 fn codes_messages_and_fields_are_the_legacy_ones() {
-    let table: Vec<_> = ValidationRule::IN_ORDER
+    let table: Vec<_> = ValidationRule::LEGACY
         .iter()
         .map(|r| (r.code(), r.message(), r.field()))
         .collect();
@@ -179,4 +180,57 @@ fn codes_messages_and_fields_are_the_legacy_ones() {
             ),
         ]
     );
+}
+
+#[test]
+fn our_rules_follow_the_legacy_ones_and_refuse_control_characters_and_overlong_values() {
+    let long_tenant = "t".repeat(4_000);
+    assert_eq!(
+        rules(true, Some(&long_tenant), Some("9876543210"), None),
+        vec![TenantIdInvalid]
+    );
+    assert_eq!(
+        rules(true, Some("pb\u{0}"), Some("98765"), None),
+        vec![MobileNumberInvalidLength, TenantIdInvalid],
+        "legacy rules first"
+    );
+    let long_name = "u".repeat(181);
+    assert_eq!(
+        rules(true, Some("pb"), Some(&long_name), Some("passwordreset")),
+        vec![UserNameInvalid]
+    );
+    assert_eq!(
+        rules(true, Some("pb"), Some("asha\nk"), Some("passwordreset")),
+        vec![UserNameInvalid]
+    );
+    let check = |user_type: Option<&str>, locale: Option<&str>, country_code: Option<&str>| {
+        failing_rules(RuleInput {
+            otp_present: true,
+            tenant_id: Some("pb"),
+            mobile_number: Some("9876543210"),
+            otp_type: None,
+            user_type,
+            locale,
+            country_code,
+        })
+    };
+    assert_eq!(check(Some("CITIZEN"), Some("en_IN"), Some("+91")), vec![]);
+    assert_eq!(
+        check(Some(&"E".repeat(51)), None, None),
+        vec![UserTypeInvalid]
+    );
+    assert_eq!(check(None, Some("en\u{1b}"), None), vec![LocaleInvalid]);
+    assert_eq!(
+        check(None, None, Some("+91919191919")),
+        vec![CountryCodeInvalid]
+    );
+    for rule in [
+        TenantIdInvalid,
+        UserNameInvalid,
+        UserTypeInvalid,
+        LocaleInvalid,
+        CountryCodeInvalid,
+    ] {
+        assert!(rule.code().starts_with("OTP.") && rule.code().ends_with("_INVALID"));
+    }
 }

@@ -1,0 +1,86 @@
+//! Writing events that rdkafka's safe API cannot express, as a careless or hostile producer
+//! would: a header name that is not UTF-8 (rdkafka takes names as `&str`), through librdkafka's
+//! own `rd_kafka_produceva`. The only `unsafe` of the project lives here, in a test helper.
+
+use std::ffi::{c_int, c_void, CString};
+use std::time::Duration;
+
+use rdkafka::bindings::{
+    rd_kafka_error_code, rd_kafka_error_destroy, rd_kafka_produceva, rd_kafka_vtype_t,
+    rd_kafka_vu_s__bindgen_ty_1, rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1,
+    rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2, rd_kafka_vu_t, RD_KAFKA_MSG_F_COPY,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
+
+use super::kafka_bootstrap;
+
+/// Produces one event whose single header has the raw name `name` (no NUL byte) and waits
+/// until the broker has it.
+#[allow(unsafe_code)]
+pub fn produce_with_raw_header_name(topic: &str, key: &[u8], value: &[u8], name: &[u8]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let topic = CString::new(topic).expect("topic name");
+    let name = CString::new(name).expect("a header name without NUL");
+    let header_value = b"x";
+    let memory = |bytes: &[u8]| rd_kafka_vu_s__bindgen_ty_1 {
+        mem: rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+            ptr: bytes.as_ptr() as *mut c_void,
+            size: bytes.len(),
+        },
+    };
+    let fields = [
+        rd_kafka_vu_t {
+            vtype: rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
+            u: rd_kafka_vu_s__bindgen_ty_1 {
+                cstr: topic.as_ptr(),
+            },
+        },
+        rd_kafka_vu_t {
+            vtype: rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY,
+            u: memory(key),
+        },
+        rd_kafka_vu_t {
+            vtype: rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
+            u: memory(value),
+        },
+        rd_kafka_vu_t {
+            vtype: rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+            u: rd_kafka_vu_s__bindgen_ty_1 {
+                header: rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                    name: name.as_ptr(),
+                    val: header_value.as_ptr() as *const c_void,
+                    size: header_value.len() as isize,
+                },
+            },
+        },
+        rd_kafka_vu_t {
+            vtype: rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
+            u: rd_kafka_vu_s__bindgen_ty_1 {
+                i: RD_KAFKA_MSG_F_COPY as c_int,
+            },
+        },
+    ];
+    // SAFETY: every pointer refers to memory that outlives the call (librdkafka copies the
+    // key, value and header because of RD_KAFKA_MSG_F_COPY), names are NUL-terminated, and the
+    // returned error, if any, is destroyed exactly once.
+    unsafe {
+        let error = rd_kafka_produceva(
+            producer.client().native_ptr(),
+            fields.as_ptr(),
+            fields.len(),
+        );
+        if !error.is_null() {
+            let code = rd_kafka_error_code(error);
+            rd_kafka_error_destroy(error);
+            panic!("rd_kafka_produceva refused the event: {code:?}");
+        }
+    }
+    producer
+        .flush(Duration::from_secs(10))
+        .expect("the broker acknowledged the raw event");
+}
