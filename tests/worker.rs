@@ -351,51 +351,21 @@ async fn the_full_path_send_then_sms_then_validate() {
     worker.stop().await;
 }
 
-/// Leaves `request_id` as a crashed worker would: outcome `sms_pending` with a stored code whose
-/// plain value nobody knows any more.
-async fn leave_pending(stack: &Stack, request_id: &str, mobile: &str) {
-    use user_otp::store::{NewCode, NewOutcome, OtpStore, Outcome, SourcePosition};
-    let store = OtpStore::new(&stack.settings.database).expect("store");
-    let id = uuid::Uuid::new_v4();
-    let recorded = store
-        .record_batch(
-            &[NewOutcome {
-                request_id: request_id.to_owned(),
-                tenant_id: "pb".into(),
-                otp_type: "register",
-                outcome: Outcome::SmsPending,
-                source: SourcePosition {
-                    topic: stack.topics.request.clone(),
-                    partition: 0,
-                    offset: 0,
-                },
-                code: Some(NewCode {
-                    id,
-                    identity: mobile.into(),
-                    identities: vec![mobile.into()],
-                    key_id: "k1".into(),
-                    hash: vec![0; 32],
-                    expires_at: std::time::SystemTime::now() + Duration::from_secs(900),
-                }),
-            }],
-            "a-crashed-worker",
-        )
-        .await
-        .expect("record");
-    assert_eq!(recorded, [request_id]);
-}
-
 #[tokio::test]
 async fn a_pending_request_whose_sms_was_acknowledged_is_not_sent_again() {
     let stack = Stack::start(&[]).await;
-    leave_pending(&stack, "crash-1", "9876543217").await;
+    let code_id = stack.leave_pending("crash-1", "9876543217").await;
     // The crashed worker's SMS did reach the broker.
     stack
-        .produce_to(
+        .produce_exact_to(
             &stack.topics.sms,
-            "pb:9876543217",
-            br#"{"mobileNumber":"9876543217"}"#,
-            Some("crash-1"),
+            Some(b"pb:9876543217"),
+            Some(br#"{"mobileNumber":"9876543217"}"#),
+            &[
+                ("x-request-id", b"crash-1"),
+                ("x-otp-code-id", code_id.to_string().as_bytes()),
+            ],
+            None,
         )
         .await;
     stack
@@ -410,7 +380,7 @@ async fn a_pending_request_whose_sms_was_acknowledged_is_not_sent_again() {
 #[tokio::test]
 async fn a_pending_request_whose_sms_never_left_is_sent_once_with_a_fresh_code() {
     let stack = Stack::start(&[]).await;
-    leave_pending(&stack, "crash-2", "9876543218").await;
+    stack.leave_pending("crash-2", "9876543218").await;
     stack
         .produce_request("9876543218", "register", "crash-2")
         .await;
@@ -422,5 +392,28 @@ async fn a_pending_request_whose_sms_never_left_is_sent_once_with_a_fresh_code()
     let codes = stack.code_count().await;
     assert_eq!(codes, 1, "the pending code was replaced in place");
     assert_eq!(stack.validate("9876543218", "pb", &code).await.0, 200);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_pending_request_past_its_code_validity_is_closed_as_expired_not_resent() {
+    let stack = Stack::start(&[]).await;
+    stack.leave_pending("crash-old", "9876543219").await;
+    stack
+        .db
+        .batch_execute("UPDATE otp_code SET expires_at = now() - interval '1 second'")
+        .await
+        .expect("age the code");
+    stack
+        .produce_request("9876543219", "register", "crash-old")
+        .await;
+    let worker = stack.spawn_worker();
+    assert_eq!(stack.final_outcome("crash-old").await, "expired");
+    stack.assert_still_serving(&worker, b"pb:9876543219").await;
+    assert_eq!(
+        event_count(&stack.topics.sms).await,
+        2,
+        "only the two of the check"
+    );
     worker.stop().await;
 }

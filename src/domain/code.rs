@@ -135,6 +135,19 @@ impl CodeHasher {
         self.mac_of(code_id, candidate).verify_slice(stored).is_ok()
     }
 
+    /// A keyed digest of `parts` under another use of the same secret: `HMAC-SHA-256(secret,
+    /// context ‖ for each part: its length (8 bytes, big-endian) ‖ its bytes)`. `context` must
+    /// differ from the code hashes' (`user-otp/code/v1\0`) and name its own use and version.
+    pub fn keyed_digest(&self, context: &[u8], parts: &[&str]) -> [u8; HASH_LENGTH] {
+        let mut mac = self.keyed.clone();
+        mac.update(context);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac_of(&self, code_id: &Uuid, code: &str) -> HmacSha256 {
         let mut mac = self.keyed.clone();
         mac.update(HASH_CONTEXT);

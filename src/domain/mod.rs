@@ -11,6 +11,7 @@ pub mod otp_check;
 pub mod otp_request;
 pub mod otp_type;
 pub mod request_event;
+pub mod request_id;
 pub mod templates;
 pub mod tenant;
 pub mod user;

@@ -16,6 +16,7 @@ use super::envelope::LegacyError;
 use super::json_body::JsonBody;
 use super::AppState;
 use crate::domain::request_event::{request_key, REQUEST_ID_HEADER};
+use crate::domain::request_id::sensible_caller_id;
 use crate::domain::{RawOtpRequest, RequestEvent};
 use crate::telemetry::Masked;
 
@@ -26,9 +27,6 @@ struct SendResponse {
     response_info: Option<()>,
     is_successful: bool,
 }
-
-/// Longest caller-supplied request id we honour.
-const MAX_REQUEST_ID_LEN: usize = 128;
 
 pub async fn send_otp(
     State(state): State<AppState>,
@@ -84,18 +82,14 @@ fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= MAX_REQUEST_ID_LEN
-                && id.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .and_then(sensible_caller_id)
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::request_id::MAX_CALLER_ID_LEN;
 
     #[test]
     fn caller_request_ids_are_honoured_when_sensible() {
@@ -105,7 +99,7 @@ mod tests {
         assert_eq!(request_id(&headers), "abc-123");
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("has space"));
         assert_ne!(request_id(&headers), "has space");
-        let long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        let long = "x".repeat(MAX_CALLER_ID_LEN + 1);
         headers.insert(
             REQUEST_ID_HEADER,
             HeaderValue::from_str(&long).expect("ascii"),

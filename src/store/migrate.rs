@@ -13,11 +13,18 @@ use super::StoreError;
 const MIGRATION_LOCK_KEY: i64 = 0x7573_6572_2d6f_7470;
 
 /// `(version, name, sql)` in order.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "otp_store",
-    include_str!("../../migrations/0001_otp_store.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "otp_store",
+        include_str!("../../migrations/0001_otp_store.sql"),
+    ),
+    (
+        2,
+        "request_fingerprint",
+        include_str!("../../migrations/0002_request_fingerprint.sql"),
+    ),
+];
 
 /// Applies every migration not yet recorded; returns how many were applied.
 pub async fn run(pool: &Pool) -> Result<usize, StoreError> {

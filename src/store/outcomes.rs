@@ -1,8 +1,13 @@
 //! The worker's side of the store: which requests are already served, recording a batch of
-//! outcomes with their codes, and marking SMS events acknowledged.
+//! outcomes with their codes, marking SMS events acknowledged, and closing pending requests.
+//!
+//! A request is keyed by (request id, fingerprint) ([`crate::domain::request_id`]). Times that
+//! decide something (a code's expiry, how long ago a pending request was recorded, whether its
+//! code is still valid) are computed by PostgreSQL with `now()`, one clock for every worker,
+//! never compared across machines.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
@@ -20,9 +25,25 @@ pub enum Outcome {
     NoMobileNumber,
     /// The event was older than a code's validity when the worker saw it; nothing was sent.
     Stale,
+    /// Pending until its code's validity passed; closed without sending (never resent).
+    Expired,
+    /// Pending, and recovery would now send to another identity than the stored code's (or
+    /// the request is now refused); closed without sending.
+    Abandoned,
 }
 
 impl Outcome {
+    const ALL: [Self; 8] = [
+        Self::SmsPending,
+        Self::Sent,
+        Self::UserExists,
+        Self::UnknownUser,
+        Self::NoMobileNumber,
+        Self::Stale,
+        Self::Expired,
+        Self::Abandoned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SmsPending => "sms_pending",
@@ -31,31 +52,35 @@ impl Outcome {
             Self::UnknownUser => "unknown_user",
             Self::NoMobileNumber => "no_mobile_number",
             Self::Stale => "stale",
+            Self::Expired => "expired",
+            Self::Abandoned => "abandoned",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::SmsPending,
-            Self::Sent,
-            Self::UserExists,
-            Self::UnknownUser,
-            Self::NoMobileNumber,
-            Self::Stale,
-        ]
-        .into_iter()
-        .find(|outcome| outcome.as_str() == text)
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
     }
 }
+
+/// The key of a request's outcome: its request id and its fingerprint.
+pub type RequestKey = (String, Vec<u8>);
 
 /// An outcome recorded earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingOutcome {
+    pub fingerprint: Vec<u8>,
     pub outcome: Outcome,
     pub code_id: Option<Uuid>,
-    pub created_at: SystemTime,
+    /// How long ago it was recorded (PostgreSQL's clock).
+    pub age: Duration,
     /// The worker process that recorded it.
     pub worker_id: Option<String>,
+    /// Where the SMS of its code goes (the code's identity), when it has a code.
+    pub code_identity: Option<String>,
+    /// True when its code's validity has passed (PostgreSQL's clock).
+    pub code_expired: bool,
 }
 
 /// Where an event came from.
@@ -76,13 +101,16 @@ pub struct NewCode {
     pub identities: Vec<String>,
     pub key_id: String,
     pub hash: Vec<u8>,
-    pub expires_at: SystemTime,
+    /// How long the code stays valid from its recording (`expires_at = now() + valid_for`).
+    pub valid_for: Duration,
 }
 
 /// An outcome to record.
 #[derive(Debug, Clone)]
 pub struct NewOutcome {
     pub request_id: String,
+    /// The request as sent ([`crate::domain::request_id::fingerprint`]).
+    pub fingerprint: Vec<u8>,
     /// State-level tenant.
     pub tenant_id: String,
     pub otp_type: &'static str,
@@ -91,38 +119,48 @@ pub struct NewOutcome {
     pub code: Option<NewCode>,
 }
 
+impl NewOutcome {
+    pub fn key(&self) -> RequestKey {
+        (self.request_id.clone(), self.fingerprint.clone())
+    }
+}
+
 impl OtpStore {
-    /// Outcomes already recorded for any of `request_ids`.
+    /// Outcomes already recorded for any of `request_ids`, every fingerprint of each.
+    ///
+    /// # Errors
+    /// [`StoreError`], or [`StoreError::Corrupt`] for an outcome this version does not know.
     pub async fn existing_outcomes(
         &self,
         request_ids: &[String],
-    ) -> Result<HashMap<String, ExistingOutcome>, StoreError> {
+    ) -> Result<HashMap<String, Vec<ExistingOutcome>>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(include_str!("sql/existing_outcomes.sql"))
             .await?;
         let rows = client.query(&statement, &[&request_ids]).await?;
-        rows.iter()
-            .map(|row| {
-                let text: &str = row.get(1);
-                let outcome = Outcome::parse(text)
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {text:?}")))?;
-                Ok((
-                    row.get::<_, String>(0),
-                    ExistingOutcome {
-                        outcome,
-                        code_id: row.get(2),
-                        created_at: row.get(3),
-                        worker_id: row.get(4),
-                    },
-                ))
-            })
-            .collect()
+        let mut found: HashMap<String, Vec<ExistingOutcome>> = HashMap::new();
+        for row in rows {
+            let text: &str = row.get(2);
+            let outcome = Outcome::parse(text)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {text:?}")))?;
+            let age_ms: i64 = row.get(4);
+            found.entry(row.get(0)).or_default().push(ExistingOutcome {
+                fingerprint: row.get(1),
+                outcome,
+                code_id: row.get(3),
+                age: Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
+                worker_id: row.get(5),
+                code_identity: row.get(6),
+                code_expired: row.get::<_, Option<bool>>(7).unwrap_or(false),
+            });
+        }
+        Ok(found)
     }
 
     /// Records `outcomes` (with their codes) in one statement, as worker `worker_id`; returns
-    /// the request ids that were recorded by this call. Ids recorded before, by anyone, are left
-    /// alone and not returned.
+    /// the keys recorded by this call. Keys recorded before, by anyone, are left alone and not
+    /// returned.
     ///
     /// # Errors
     /// [`StoreError`]; a [`crate::failure::FailureKind::Poison`] one means PostgreSQL refused
@@ -131,7 +169,7 @@ impl OtpStore {
         &self,
         outcomes: &[NewOutcome],
         worker_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<RequestKey>, StoreError> {
         let client = self.client().await?;
         record(&client, outcomes, worker_id).await
     }
@@ -149,6 +187,7 @@ impl OtpStore {
         let id = Uuid::now_v7();
         let canary = NewOutcome {
             request_id: format!("canary/{id}"),
+            fingerprint: vec![0; 16],
             tenant_id: "canary".to_owned(),
             otp_type: "register",
             outcome: Outcome::SmsPending,
@@ -163,7 +202,7 @@ impl OtpStore {
                 identities: vec!["0000000000".to_owned(), "canary".to_owned()],
                 key_id: "canary".to_owned(),
                 hash: vec![0; 32],
-                expires_at: SystemTime::now(),
+                valid_for: Duration::from_secs(1),
             }),
         };
         let recorded = record(&transaction, std::slice::from_ref(&canary), worker_id).await;
@@ -171,33 +210,62 @@ impl OtpStore {
         recorded.map(|_| ())
     }
 
-    /// The SMS events of `request_ids` are acknowledged: their outcomes become `sent`.
-    pub async fn mark_sent(&self, request_ids: &[String]) -> Result<(), StoreError> {
-        if request_ids.is_empty() {
+    /// Closes pending requests with a final `outcome` (`sent`, `expired`, `abandoned`); requests
+    /// no longer pending are left alone.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn close_pending(
+        &self,
+        keys: &[RequestKey],
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
             return Ok(());
         }
+        let (ids, fingerprints): (Vec<&str>, Vec<&[u8]>) = keys
+            .iter()
+            .map(|(id, fingerprint)| (id.as_str(), fingerprint.as_slice()))
+            .unzip();
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(include_str!("sql/mark_sent.sql"))
+            .prepare_cached(include_str!("sql/close_pending.sql"))
             .await?;
-        client.execute(&statement, &[&request_ids]).await?;
+        client
+            .execute(&statement, &[&ids, &fingerprints, &outcome.as_str()])
+            .await?;
         Ok(())
     }
 
-    /// Gives a pending request's code a fresh hash in place (its SMS never reached the broker).
+    /// The SMS events of `keys` are acknowledged: their outcomes become `sent`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mark_sent(&self, keys: &[RequestKey]) -> Result<(), StoreError> {
+        self.close_pending(keys, Outcome::Sent).await
+    }
+
+    /// Gives a pending request's code a fresh hash in place (its SMS never reached the broker),
+    /// valid for `valid_for` from now (PostgreSQL's clock).
+    ///
+    /// # Errors
+    /// [`StoreError`].
     pub async fn replace_code(
         &self,
         code_id: Uuid,
         key_id: &str,
         hash: &[u8],
-        expires_at: SystemTime,
+        valid_for: Duration,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(include_str!("sql/replace_code.sql"))
             .await?;
         client
-            .execute(&statement, &[&code_id, &hash, &key_id, &expires_at])
+            .execute(
+                &statement,
+                &[&code_id, &hash, &key_id, &valid_for.as_secs_f64()],
+            )
             .await?;
         Ok(())
     }
@@ -208,7 +276,7 @@ async fn record<C: GenericClient>(
     client: &C,
     outcomes: &[NewOutcome],
     worker_id: &str,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<RequestKey>, StoreError> {
     let c = &BatchColumns::from(outcomes);
     let statement = client
         .prepare_cached(include_str!("sql/record_batch.sql"))
@@ -218,6 +286,7 @@ async fn record<C: GenericClient>(
             &statement,
             &[
                 &c.request_ids,
+                &c.fingerprints,
                 &c.tenant_ids,
                 &c.otp_types,
                 &c.outcomes,
@@ -226,12 +295,11 @@ async fn record<C: GenericClient>(
                 &c.partitions,
                 &c.offsets,
                 &c.code_id,
-                &c.code_request_id,
                 &c.code_tenant_id,
                 &c.code_identity,
                 &c.code_key_id,
                 &c.code_hash,
-                &c.code_expires_at,
+                &c.code_valid_for,
                 &c.identity_code_id,
                 &c.identity_tenant_id,
                 &c.identity,
@@ -239,13 +307,14 @@ async fn record<C: GenericClient>(
             ],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// The columns of a batch, as the arrays `record_batch.sql` unnests.
 #[derive(Default)]
 struct BatchColumns {
     request_ids: Vec<String>,
+    fingerprints: Vec<Vec<u8>>,
     tenant_ids: Vec<String>,
     otp_types: Vec<&'static str>,
     outcomes: Vec<&'static str>,
@@ -254,12 +323,12 @@ struct BatchColumns {
     partitions: Vec<i32>,
     offsets: Vec<i64>,
     code_id: Vec<Uuid>,
-    code_request_id: Vec<String>,
     code_tenant_id: Vec<String>,
     code_identity: Vec<String>,
     code_key_id: Vec<String>,
     code_hash: Vec<Vec<u8>>,
-    code_expires_at: Vec<SystemTime>,
+    /// Seconds.
+    code_valid_for: Vec<f64>,
     identity_code_id: Vec<Uuid>,
     identity_tenant_id: Vec<String>,
     identity: Vec<String>,
@@ -270,6 +339,7 @@ impl From<&[NewOutcome]> for BatchColumns {
         let mut c = Self::default();
         for o in outcomes {
             c.request_ids.push(o.request_id.clone());
+            c.fingerprints.push(o.fingerprint.clone());
             c.tenant_ids.push(o.tenant_id.clone());
             c.otp_types.push(o.otp_type);
             c.outcomes.push(o.outcome.as_str());
@@ -279,12 +349,11 @@ impl From<&[NewOutcome]> for BatchColumns {
             c.offsets.push(o.source.offset);
             if let Some(code) = &o.code {
                 c.code_id.push(code.id);
-                c.code_request_id.push(o.request_id.clone());
                 c.code_tenant_id.push(o.tenant_id.clone());
                 c.code_identity.push(code.identity.clone());
                 c.code_key_id.push(code.key_id.clone());
                 c.code_hash.push(code.hash.clone());
-                c.code_expires_at.push(code.expires_at);
+                c.code_valid_for.push(code.valid_for.as_secs_f64());
                 // The SMS identity is on the code row itself; only extra ones get rows.
                 for identity in code.identities.iter().filter(|i| **i != code.identity) {
                     c.identity_code_id.push(code.id);

@@ -10,7 +10,7 @@
 //! process run one after another, and within a batch outcomes are recorded in event order (so the
 //! newest code of an identity is the one from its latest request).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,30 +19,26 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::classify::{Request, Work};
 use super::dead_letter::{self, Reason, Verdict, SQLSTATE_HEADER};
 use super::incoming::Incoming;
 use super::notify::{self, Outgoing};
 use super::record;
 use super::retrying::{until_done, until_settled};
-use super::sent_scan;
+use super::sent_scan::SentScan;
 use crate::domain::code::{self, CodeHasher, OtpCode};
 use crate::domain::decide::{decide, Decision, Refusal, SendPlan};
 use crate::domain::templates::MessageTemplates;
-use crate::domain::{OtpRequest, RawOtpRequest};
-use crate::kafka::EventProducer;
+use crate::domain::OtpRequest;
+use crate::kafka::{EventProducer, ProduceError};
 use crate::retry::{Cancelled, RetryPolicy};
-use crate::store::{NewCode, NewOutcome, OtpStore, Outcome};
+use crate::store::{NewCode, NewOutcome, OtpStore, Outcome, RequestKey};
 use crate::users::{UserClient, UserLookupError};
 
 /// egov-user searches in flight at once within a batch.
 const LOOKUP_CONCURRENCY: usize = 32;
 
-/// How old another worker's pending outcome must be before it counts as abandoned: longer than
-/// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
-/// librdkafka can still be delivered (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`, 5 s by default).
-const PENDING_GRACE: Duration = Duration::from_secs(10);
-
-/// Longest the crash-recovery scan of the SMS topic may take.
+/// Longest one attempt of a scan of the SMS topic may take (the next attempt resumes).
 const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
 
 type LookupResult = Result<Option<crate::domain::FoundUser>, UserLookupError>;
@@ -109,25 +105,21 @@ fn ms_since(since: &mut std::time::Instant) -> u32 {
     ms
 }
 
-/// What to do with one event.
-enum Work<'a> {
-    DeadLetter(&'a Incoming, Verdict),
-    AlreadyServed,
-    Stale(&'a Incoming, OtpRequest),
-    Serve(&'a Incoming, OtpRequest),
-    /// Recorded as `sms_pending` by a run that did not finish it.
-    Recover(&'a Incoming, OtpRequest, Uuid, SystemTime),
-}
-
 /// A code to send for one request.
 struct Delivery<'a> {
-    event: &'a Incoming,
-    request: OtpRequest,
+    request: Request<'a>,
     plan: SendPlan,
+    code_id: Uuid,
     code: OtpCode,
 }
 
 impl Pipeline {
+    /// Serves one batch (see the module documentation); `Ok` means every event has its outcome
+    /// recorded and every event it caused is acknowledged, so the offsets may be stored.
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first (shutdown, partition revoked); the events are
+    /// then served again by the next run.
     pub async fn process(
         &self,
         events: &[Incoming],
@@ -142,7 +134,7 @@ impl Pipeline {
         let needs_user: Vec<&OtpRequest> = work
             .iter()
             .filter_map(|w| match w {
-                Work::Serve(_, request) | Work::Recover(_, request, _, _) => Some(request),
+                Work::Serve(request) | Work::Recover(request, _) => Some(&request.request),
                 _ => None,
             })
             .collect();
@@ -159,77 +151,88 @@ impl Pipeline {
             .into_iter();
         summary.step_ms[1] = ms_since(&mut clock);
 
-        let now = SystemTime::now();
         // `outcomes[i]` records the request of `outcome_events[i]`.
         let mut outcomes = Vec::new();
         let mut outcome_events: Vec<&Incoming> = Vec::new();
         let mut deliveries: Vec<Delivery<'_>> = Vec::new();
-        let mut recoveries: Vec<(Delivery<'_>, Uuid, SystemTime)> = Vec::new();
+        let mut recoveries: Vec<(Delivery<'_>, Duration)> = Vec::new();
         let mut dead_letters: Vec<(&Incoming, Verdict)> = Vec::new();
+        let mut expired: Vec<RequestKey> = Vec::new();
+        let mut abandoned: Vec<RequestKey> = Vec::new();
         for item in work {
             match item {
                 Work::AlreadyServed => summary.already_served += 1,
                 Work::DeadLetter(event, verdict) => dead_letters.push((event, verdict)),
-                Work::Stale(event, request) => {
-                    outcomes.push(outcome(event, &request, Outcome::Stale, None));
-                    outcome_events.push(event);
+                Work::Expire(request) => {
+                    tracing::warn!(
+                        request_id = ?request.event.request_id,
+                        "pending request past its code validity: closed as expired, not resent"
+                    );
+                    expired.push(request.key());
+                }
+                Work::Stale(request) => {
+                    outcomes.push(outcome(&request, Outcome::Stale, None));
+                    outcome_events.push(request.event);
                     summary.stale += 1;
                 }
-                Work::Serve(event, request) => {
+                Work::Serve(request) => {
                     let user = match next_lookup(&mut lookups)? {
                         Ok(user) => user,
                         Err(verdict) => {
-                            dead_letters.push((event, verdict));
+                            dead_letters.push((request.event, verdict));
                             continue;
                         }
                     };
-                    match decide(&request, user.as_ref()) {
+                    match decide(&request.request, user.as_ref()) {
                         Decision::Refuse(refusal) => {
-                            outcomes.push(outcome(event, &request, refused(refusal), None));
-                            outcome_events.push(event);
+                            outcomes.push(outcome(&request, refused(refusal), None));
+                            outcome_events.push(request.event);
                             summary.refused += 1;
                         }
                         Decision::Send(plan) => {
                             let code = code::generate(self.code_length);
-                            let new_code = self.new_code(&plan, &code, now);
-                            outcomes.push(outcome(
-                                event,
-                                &request,
-                                Outcome::SmsPending,
-                                Some(new_code),
-                            ));
-                            outcome_events.push(event);
+                            let new_code = self.new_code(&plan, &code);
+                            let code_id = new_code.id;
+                            outcomes.push(outcome(&request, Outcome::SmsPending, Some(new_code)));
+                            outcome_events.push(request.event);
                             deliveries.push(Delivery {
-                                event,
                                 request,
                                 plan,
+                                code_id,
                                 code,
                             });
                         }
                     }
                 }
-                Work::Recover(event, request, code_id, recorded_at) => {
+                Work::Recover(request, pending) => {
                     let user = match next_lookup(&mut lookups)? {
                         Ok(user) => user,
                         Err(verdict) => {
-                            dead_letters.push((event, verdict));
+                            dead_letters.push((request.event, verdict));
                             continue;
                         }
                     };
-                    if let Decision::Send(plan) = decide(&request, user.as_ref()) {
-                        let code = code::generate(self.code_length);
-                        let delivery = Delivery {
-                            event,
-                            request,
-                            plan,
-                            code,
-                        };
-                        recoveries.push((delivery, code_id, recorded_at));
-                    } else {
-                        tracing::warn!(
-                            request_id = %event.request_id,
-                            "pending request is now refused; leaving it pending"
-                        );
+                    // Recovery sends only to the identity stored with the pending code: a plan
+                    // that now goes elsewhere (or a refusal) closes the request unsent.
+                    match decide(&request.request, user.as_ref()) {
+                        Decision::Send(plan)
+                            if pending.code_identity.as_deref() == Some(plan.sms_to.as_str()) =>
+                        {
+                            let delivery = Delivery {
+                                request,
+                                plan,
+                                code_id: pending.code_id,
+                                code: code::generate(self.code_length),
+                            };
+                            recoveries.push((delivery, pending.age));
+                        }
+                        _ => {
+                            tracing::warn!(
+                                request_id = ?request.event.request_id,
+                                "pending request would now go elsewhere or is refused: closed as abandoned, not sent"
+                            );
+                            abandoned.push(request.key());
+                        }
                     }
                 }
             }
@@ -256,44 +259,63 @@ impl Pipeline {
             }
             dead_letters.push((event, verdict));
         }
-        let recorded = recorded.won;
+        let won = recorded.won;
         summary.step_ms[2] = ms_since(&mut clock);
         let before = deliveries.len();
-        deliveries.retain(|d| recorded.contains(&d.event.request_id));
+        deliveries.retain(|d| won.contains(&d.request.key()));
         summary.already_served += before - deliveries.len();
 
         // Crash recovery: send again only what never reached the broker.
         let mut acknowledged_earlier = Vec::new();
         if !recoveries.is_empty() {
-            let since = recoveries.iter().map(|(_, _, at)| *at).min().unwrap_or(now);
-            let ids: HashSet<String> = recoveries
+            let oldest = recoveries
                 .iter()
-                .map(|(d, _, _)| d.event.request_id.clone())
-                .collect();
-            let already_sent = until_done(&self.retry_policy, "scan the SMS topic", cancel, || {
-                sent_scan::find_sent(
-                    &self.bootstrap_servers,
-                    &self.topics.sms,
-                    epoch_ms(since),
-                    ids.clone(),
-                    SENT_SCAN_TIMEOUT,
-                )
-            });
-            let already_sent = already_sent.await?;
-            for (delivery, code_id, _) in recoveries {
+                .map(|(_, age)| *age)
+                .max()
+                .unwrap_or_default();
+            let since =
+                epoch_ms(SystemTime::now()) - i64::try_from(oldest.as_millis()).unwrap_or(i64::MAX);
+            let code_ids = recoveries.iter().map(|(d, _)| d.code_id).collect();
+            // Behind a lock only so each attempt can resume the same scan.
+            let scan = tokio::sync::Mutex::new(SentScan::new(
+                &self.bootstrap_servers,
+                &self.topics.sms,
+                since,
+                code_ids,
+            ));
+            let already_sent =
+                until_done(&self.retry_policy, "scan the SMS topic", cancel, || async {
+                    scan.lock().await.run(SENT_SCAN_TIMEOUT).await
+                })
+                .await?;
+            for (delivery, _) in recoveries {
                 summary.recovered += 1;
-                if already_sent.contains(&delivery.event.request_id) {
-                    acknowledged_earlier.push(delivery.event.request_id.clone());
+                if already_sent.contains(&delivery.code_id) {
+                    acknowledged_earlier.push(delivery.request.key());
                     continue;
                 }
-                let hash = self.hasher.hash(&code_id, delivery.code.as_str());
-                let expires_at = now + self.code_ttl;
+                let hash = self.hasher.hash(&delivery.code_id, delivery.code.as_str());
                 until_done(&self.retry_policy, "replace a pending code", cancel, || {
-                    self.store
-                        .replace_code(code_id, self.hasher.key_id(), &hash, expires_at)
+                    self.store.replace_code(
+                        delivery.code_id,
+                        self.hasher.key_id(),
+                        &hash,
+                        self.code_ttl,
+                    )
                 })
                 .await?;
                 deliveries.push(delivery);
+            }
+        }
+        for (keys, closed) in [
+            (&expired, Outcome::Expired),
+            (&abandoned, Outcome::Abandoned),
+        ] {
+            if !keys.is_empty() {
+                until_done(&self.retry_policy, "close pending requests", cancel, || {
+                    self.store.close_pending(keys, closed)
+                })
+                .await?;
             }
         }
 
@@ -301,23 +323,24 @@ impl Pipeline {
         // expiry counts from now, after the database work and any recovery, not from the start
         // of the batch (egov-notification-sms drops an SMS whose expiryTime has passed).
         let sms_expires_at = SystemTime::now() + self.sms_expiry;
-        let mut outgoing: Vec<Outgoing> = Vec::new();
+        let batch_started = epoch_ms(SystemTime::now());
+        let mut outgoing: Vec<(Outgoing, Uuid)> = Vec::new();
         for delivery in &deliveries {
-            outgoing.extend(notify::for_delivery(
-                &delivery.request,
-                &delivery.event.request_id,
+            let events = notify::for_delivery(
+                &delivery.request.request,
+                delivery.request.event.correlation_id(),
+                &delivery.code_id,
                 &delivery.plan,
                 &delivery.code,
                 &self.templates,
                 &self.topics,
                 sms_expires_at,
-            ));
+            );
+            outgoing.extend(events.into_iter().map(|event| (event, delivery.code_id)));
         }
-        let sends = outgoing.iter().map(|event| {
-            until_done(&self.retry_policy, "produce an event", cancel, move || {
-                event.send(&self.producer)
-            })
-        });
+        let sends = outgoing
+            .iter()
+            .map(|(event, code_id)| self.deliver(event, *code_id, batch_started, cancel));
         let dead_letter_sends = dead_letters
             .iter()
             .map(|(event, verdict)| self.dead_letter(event, verdict, cancel));
@@ -333,10 +356,7 @@ impl Pipeline {
         summary.step_ms[3] = ms_since(&mut clock);
 
         // Every SMS is acknowledged: record it.
-        let mut sent: Vec<String> = deliveries
-            .iter()
-            .map(|d| d.event.request_id.clone())
-            .collect();
+        let mut sent: Vec<RequestKey> = deliveries.iter().map(|d| d.request.key()).collect();
         summary.sent = sent.len();
         sent.extend(acknowledged_earlier);
         if !sent.is_empty() {
@@ -347,6 +367,41 @@ impl Pipeline {
         }
         summary.step_ms[4] = ms_since(&mut clock);
         Ok(summary)
+    }
+
+    /// Writes one SMS or email event until the broker acknowledges it. After a send that timed
+    /// out (the broker may have stored it all the same), an SMS is first looked for on the SMS
+    /// topic, as crash recovery does ([`SentScan`]): found, it is not sent again.
+    async fn deliver(
+        &self,
+        event: &Outgoing<'_>,
+        code_id: Uuid,
+        since_ms: i64,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let is_sms = event.topic == self.topics.sms;
+        let maybe_written = std::sync::atomic::AtomicBool::new(false);
+        let scan = tokio::sync::Mutex::new(SentScan::new(
+            &self.bootstrap_servers,
+            &self.topics.sms,
+            since_ms,
+            HashSet::from([code_id]),
+        ));
+        until_done(&self.retry_policy, "produce an event", cancel, || async {
+            if is_sms && maybe_written.load(std::sync::atomic::Ordering::Relaxed) {
+                let found = scan.lock().await.run(SENT_SCAN_TIMEOUT).await?;
+                if found.contains(&code_id) {
+                    tracing::info!(%code_id, "an SMS whose send timed out was written after all");
+                    return Ok(());
+                }
+            }
+            let sent = event.send(&self.producer).await;
+            if sent.as_ref().is_err_and(ProduceError::maybe_written) {
+                maybe_written.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            sent
+        })
+        .await
     }
 
     /// Serves each event of `batch` as a batch of its own, after `batch` as a whole panicked
@@ -426,87 +481,7 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Parses every event and checks which are already served.
-    async fn classify<'a>(
-        &self,
-        events: &'a [Incoming],
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Work<'a>>, Cancelled> {
-        let mut parsed = Vec::with_capacity(events.len());
-        let mut seen = HashSet::new();
-        for event in events {
-            if !seen.insert(event.request_id.as_str()) {
-                parsed.push(Err(None));
-                continue;
-            }
-            parsed.push(parse(event).map_err(Some));
-        }
-        let ids: Vec<String> = events
-            .iter()
-            .zip(&parsed)
-            .filter(|(_, p)| p.is_ok())
-            .map(|(event, _)| event.request_id.clone())
-            .collect();
-        let mut existing = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            until_done(&self.retry_policy, "read outcomes", cancel, || {
-                self.store.existing_outcomes(&ids)
-            })
-            .await?
-        };
-        // A request another worker recorded as pending only moments ago may still be in flight
-        // there (it owned the partition until a rebalance): give that batch PENDING_GRACE to
-        // finish before treating the request as abandoned, then look again. Our own pending
-        // requests need no wait: a partition's events go through one lane in order, so an
-        // earlier copy in this process has finished (or was abandoned) before this one.
-        let youngest_pending = existing
-            .values()
-            .filter(|found| found.outcome == Outcome::SmsPending)
-            .filter(|found| found.worker_id.as_deref() != Some(self.worker_id.as_str()))
-            .map(|found| found.created_at)
-            .max();
-        if let Some(recorded) = youngest_pending {
-            // Bounded, should the database's clock run ahead of ours.
-            let wait = (recorded + PENDING_GRACE)
-                .duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .min(PENDING_GRACE);
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = cancel.cancelled() => return Err(Cancelled { attempts: 0 }),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                existing = until_done(&self.retry_policy, "read outcomes", cancel, || {
-                    self.store.existing_outcomes(&ids)
-                })
-                .await?;
-            }
-        }
-        let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
-        Ok(events
-            .iter()
-            .zip(parsed)
-            .map(|(event, parsed)| match parsed {
-                Err(None) => Work::AlreadyServed,
-                Err(Some(verdict)) => Work::DeadLetter(event, verdict),
-                Ok(request) => match existing.get(&event.request_id) {
-                    Some(found) => match (found.outcome, found.code_id) {
-                        (Outcome::SmsPending, Some(code_id)) => {
-                            Work::Recover(event, request, code_id, found.created_at)
-                        }
-                        _ => Work::AlreadyServed,
-                    },
-                    None if event.timestamp_ms.is_some_and(|t| t < stale_before) => {
-                        Work::Stale(event, request)
-                    }
-                    None => Work::Serve(event, request),
-                },
-            })
-            .collect())
-    }
-
-    fn new_code(&self, plan: &SendPlan, code: &OtpCode, now: SystemTime) -> NewCode {
+    fn new_code(&self, plan: &SendPlan, code: &OtpCode) -> NewCode {
         // Time-ordered (v7): new codes land at the right edge of the primary-key index instead
         // of on a random page, which keeps inserts cheap as the table grows.
         let id = Uuid::now_v7();
@@ -516,7 +491,7 @@ impl Pipeline {
             identities: plan.identities.clone(),
             key_id: self.hasher.key_id().to_owned(),
             hash: self.hasher.hash(&id, code.as_str()),
-            expires_at: now + self.code_ttl,
+            valid_for: self.code_ttl,
         }
     }
 }
@@ -539,42 +514,14 @@ fn next_lookup(
     }
 }
 
-/// The request in an event, or why it goes to the dead-letter topic.
-fn parse(event: &Incoming) -> Result<OtpRequest, Verdict> {
-    if event.unreadable_headers > 0 {
-        return Err(Verdict::new(
-            Reason::UnreadableHeader,
-            format!(
-                "{} header name(s) are not UTF-8; the original is at the source offset",
-                event.unreadable_headers
-            ),
-        ));
-    }
-    let payload = event
-        .payload
-        .as_deref()
-        .ok_or_else(|| Verdict::new(Reason::Malformed, "the event has no value"))?;
-    RawOtpRequest::from_json_bytes(payload)
-        .map_err(|e| Verdict::new(Reason::Malformed, e.to_string()))?
-        .validate()
-        .map_err(|rules| {
-            let codes: Vec<&str> = rules.iter().map(|rule| rule.code()).collect();
-            Verdict::new(Reason::InvalidRequest, codes.join(","))
-        })
-}
-
-fn outcome(
-    event: &Incoming,
-    request: &OtpRequest,
-    outcome: Outcome,
-    code: Option<NewCode>,
-) -> NewOutcome {
+fn outcome(request: &Request<'_>, outcome: Outcome, code: Option<NewCode>) -> NewOutcome {
     NewOutcome {
-        request_id: event.request_id.clone(),
-        tenant_id: request.root_tenant().to_owned(),
-        otp_type: request.otp_type.as_str(),
+        request_id: request.event.request_id.clone(),
+        fingerprint: request.fingerprint.clone(),
+        tenant_id: request.request.root_tenant().to_owned(),
+        otp_type: request.request.otp_type.as_str(),
         outcome,
-        source: event.source.clone(),
+        source: request.event.source.clone(),
         code,
     }
 }

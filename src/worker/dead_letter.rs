@@ -195,7 +195,8 @@ mod tests {
             ],
             unreadable_headers: 0,
             timestamp_ms: None,
-            request_id: "r-1".into(),
+            request_id: "caller:r-1".into(),
+            caller_id: Some("r-1".into()),
             epoch: 0,
         }
     }

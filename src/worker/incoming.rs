@@ -13,6 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
 
 use crate::domain::request_event::REQUEST_ID_HEADER;
+use crate::domain::request_id::{request_id, sensible_caller_id};
 use crate::store::SourcePosition;
 
 /// One header of an event: its name and its value (`None` for a null value).
@@ -30,16 +31,17 @@ pub struct Incoming {
     pub unreadable_headers: usize,
     /// The event's Kafka timestamp (ms since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
-    /// The `x-request-id` header if present and sensible, else `<topic>/<partition>/<offset>`:
-    /// stable across redeliveries and replays of the same event.
+    /// `caller:<x-request-id>` when the header is present and sensible, else
+    /// `offset:<topic>/<partition>/<offset>` ([`crate::domain::request_id`]): stable across
+    /// redeliveries and replays of the same event.
     pub request_id: String,
+    /// The caller's `x-request-id` as sent (trimmed), when sensible: carried on to the SMS and
+    /// email events for correlation.
+    pub caller_id: Option<String>,
     /// The ownership epoch of the partition when the event was fetched (see
     /// `consumer::Assignment`); 0 until routed.
     pub epoch: u64,
 }
-
-/// Longest request id taken from a header.
-const MAX_REQUEST_ID_LEN: usize = 128;
 
 impl Incoming {
     pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
@@ -49,21 +51,19 @@ impl Incoming {
             offset: message.offset(),
         };
         let (headers, unreadable_headers) = message.headers().map(read_headers).unwrap_or_default();
-        let request_id = headers
+        let caller_id = headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(REQUEST_ID_HEADER))
             .and_then(|(_, value)| value.as_deref())
             .and_then(|value| std::str::from_utf8(value).ok())
-            .map(str::trim)
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= MAX_REQUEST_ID_LEN
-                    && id.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .map_or_else(
-                || format!("{}/{}/{}", source.topic, source.partition, source.offset),
-                str::to_owned,
-            );
+            .and_then(sensible_caller_id)
+            .map(str::to_owned);
+        let request_id = request_id(
+            caller_id.as_deref(),
+            &source.topic,
+            source.partition,
+            source.offset,
+        );
         Self {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
@@ -71,9 +71,16 @@ impl Incoming {
             unreadable_headers,
             timestamp_ms: message.timestamp().to_millis(),
             request_id,
+            caller_id,
             source,
             epoch: 0,
         }
+    }
+
+    /// The id for the `x-request-id` header of the events this one causes: the caller's own
+    /// id when it had one, else the request id.
+    pub fn correlation_id(&self) -> &str {
+        self.caller_id.as_deref().unwrap_or(&self.request_id)
     }
 
     /// Bytes this event holds in memory (key, value, headers), for the worker's in-flight bound.

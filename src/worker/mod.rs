@@ -15,6 +15,7 @@
 //! is committed synchronously.
 
 mod batch;
+mod classify;
 mod consumer;
 mod dead_letter;
 mod incoming;
@@ -35,6 +36,7 @@ pub use dead_letter::{
     DETAIL_HEADER, ORIGINAL_SIZE_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER, SQLSTATE_HEADER, VALUE_HEADER,
 };
+pub use sent_scan::CODE_ID_HEADER;
 
 use crate::config::Settings;
 use crate::domain::code::CodeHasher;

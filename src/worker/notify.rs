@@ -6,7 +6,10 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use uuid::Uuid;
+
 use super::batch::{epoch_ms, Topics};
+use super::sent_scan::CODE_ID_HEADER;
 use crate::domain::code::OtpCode;
 use crate::domain::decide::SendPlan;
 use crate::domain::notification::{EmailEvent, SmsEvent};
@@ -64,10 +67,14 @@ impl Outgoing<'_> {
     }
 }
 
-/// The SMS event, and the email event when the plan has an address, for one delivery.
+/// The SMS event, and the email event when the plan has an address, for one delivery. Both
+/// carry `x-request-id` (`correlation_id`: the caller's id, else the request id) and
+/// `x-otp-code-id` (the code's UUID, by which a scan of the SMS topic finds them).
+#[allow(clippy::too_many_arguments)]
 pub fn for_delivery(
     request: &OtpRequest,
-    request_id: &str,
+    correlation_id: &str,
+    code_id: &Uuid,
     plan: &SendPlan,
     code: &OtpCode,
     templates: &MessageTemplates,
@@ -76,10 +83,16 @@ pub fn for_delivery(
 ) -> Vec<Outgoing<'static>> {
     let otp_type = request.otp_type;
     let key: Cow<'static, [u8]> = Cow::Owned(request_key(request).into_bytes());
-    let headers = vec![(
-        Cow::Borrowed(REQUEST_ID_HEADER),
-        Some(Cow::Owned(request_id.as_bytes().to_vec())),
-    )];
+    let headers = vec![
+        (
+            Cow::Borrowed(REQUEST_ID_HEADER),
+            Some(Cow::Owned(correlation_id.as_bytes().to_vec())),
+        ),
+        (
+            Cow::Borrowed(CODE_ID_HEADER),
+            Some(Cow::Owned(code_id.to_string().into_bytes())),
+        ),
+    ];
     let sms = SmsEvent::new(
         plan.sms_to.clone(),
         templates.sms_text(otp_type, code),

@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::retrying::until_settled;
 use crate::retry::{Backoff, Cancelled, RetryPolicy};
-use crate::store::{NewOutcome, OtpStore, StoreError};
+use crate::store::{NewOutcome, OtpStore, RequestKey, StoreError};
 
 /// What recording a batch achieved.
 #[derive(Debug, Default)]
 pub struct Recorded {
-    /// Request ids recorded by this call (not recorded before by anyone).
-    pub won: HashSet<String>,
+    /// Keys recorded by this call (not recorded before by anyone).
+    pub won: HashSet<RequestKey>,
     /// Indexes (into the outcomes given) of outcomes PostgreSQL refused alone, with the error.
     pub refused: Vec<(usize, StoreError)>,
 }

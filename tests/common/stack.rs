@@ -169,10 +169,54 @@ impl Stack {
             .expect("produce");
     }
 
-    /// Writes an event exactly as given: optional key, value (`None`: null), headers, and
-    /// timestamp (ms since the epoch; `None`: now).
+    /// Writes a request event exactly as given: optional key, value (`None`: null), headers,
+    /// and timestamp (ms since the epoch; `None`: now); returns its partition and offset.
     pub async fn produce_exact(
         &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        timestamp_ms: Option<i64>,
+    ) -> (i32, i64) {
+        let topic = self.topics.request.clone();
+        self.produce_exact_to(&topic, key, value, headers, timestamp_ms)
+            .await
+    }
+
+    /// Writes a register request for `mobile` to partition `partition` of the request topic,
+    /// with request id `id` (none: the worker derives one from the offset); returns the offset.
+    pub async fn produce_to_partition(
+        &self,
+        partition: i32,
+        mobile: &str,
+        id: Option<&str>,
+    ) -> i64 {
+        let mut headers = OwnedHeaders::new();
+        if let Some(id) = id {
+            headers = headers.insert(Header {
+                key: "x-request-id",
+                value: Some(id),
+            });
+        }
+        let key = format!("pb:{mobile}");
+        let value = Self::request(mobile, "register");
+        let record = FutureRecord::to(&self.topics.request)
+            .partition(partition)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|delivery| delivery.offset)
+            .map_err(|(e, _)| e)
+            .expect("produce")
+    }
+
+    /// [`Stack::produce_exact`] to any topic.
+    pub async fn produce_exact_to(
+        &self,
+        topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
@@ -186,8 +230,7 @@ impl Stack {
                     value: Some(*value),
                 })
             });
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topics.request).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -253,6 +296,56 @@ impl Stack {
         assert!(!worker.task.is_finished(), "the worker stopped");
     }
 
+    /// Leaves the register request `request_id` for `mobile` as a crashed worker would: outcome
+    /// `sms_pending` (keyed as the worker keys it) with a stored code whose SMS may or may not have
+    /// reached the broker. Returns the code's id.
+    pub async fn leave_pending(&self, request_id: &str, mobile: &str) -> uuid::Uuid {
+        use user_otp::domain::code::CodeHasher;
+        use user_otp::domain::request_id::fingerprint;
+        use user_otp::domain::RawOtpRequest;
+        use user_otp::store::{NewCode, NewOutcome, OtpStore, Outcome, SourcePosition};
+        let settings = &self.settings;
+        let hasher = CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes());
+        let request = RawOtpRequest::from_json_bytes(&Stack::request(mobile, "register"))
+            .expect("parses")
+            .validate()
+            .expect("valid");
+        let store = OtpStore::new(&settings.database).expect("store");
+        let id = uuid::Uuid::new_v4();
+        let key = (
+            format!("caller:{request_id}"),
+            fingerprint(&hasher, &request),
+        );
+        let recorded = store
+            .record_batch(
+                &[NewOutcome {
+                    request_id: key.0.clone(),
+                    fingerprint: key.1.clone(),
+                    tenant_id: "pb".into(),
+                    otp_type: "register",
+                    outcome: Outcome::SmsPending,
+                    source: SourcePosition {
+                        topic: self.topics.request.clone(),
+                        partition: 0,
+                        offset: 0,
+                    },
+                    code: Some(NewCode {
+                        id,
+                        identity: mobile.into(),
+                        identities: vec![mobile.into()],
+                        key_id: "k1".into(),
+                        hash: vec![0; 32],
+                        valid_for: Duration::from_secs(900),
+                    }),
+                }],
+                "a-crashed-worker",
+            )
+            .await
+            .expect("record");
+        assert_eq!(recorded, [key]);
+        id
+    }
+
     /// Writes a request event for `mobile` (key `pb:<mobile>`) with request id `id`.
     pub async fn produce_request(&self, mobile: &str, otp_type: &str, id: &str) {
         self.produce(
@@ -271,15 +364,19 @@ impl Stack {
         .into_bytes()
     }
 
-    /// The recorded outcome of a request, waiting up to 30 s for it to be final.
+    /// The recorded outcome of the request whose `x-request-id` was `request_id` (the worker
+    /// keys it as `caller:<id>`), waiting up to 30 s for it to be final. With several requests
+    /// under that id (other fingerprints), the newest.
     pub async fn final_outcome(&self, request_id: &str) -> String {
+        let stored = format!("caller:{request_id}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let row = self
                 .db
                 .query_opt(
-                    "SELECT outcome FROM otp_request_outcome WHERE request_id = $1",
-                    &[&request_id],
+                    "SELECT outcome FROM otp_request_outcome WHERE request_id = $1 \
+                     ORDER BY created_at DESC LIMIT 1",
+                    &[&stored],
                 )
                 .await
                 .expect("query");

@@ -21,12 +21,17 @@ pub struct Audit {
 }
 
 pub async fn audit(stack: &Stack, request_ids: &[String]) -> anyhow::Result<Audit> {
+    // Outcomes are keyed by the worker's request id: `caller:` + the x-request-id header.
+    let stored: Vec<String> = request_ids
+        .iter()
+        .map(|id| format!("caller:{id}"))
+        .collect();
     let rows = stack
         .db
         .query(
-            "SELECT request_id FROM otp_request_outcome
+            "SELECT substr(request_id, 8) FROM otp_request_outcome
              WHERE request_id = ANY($1) AND outcome <> 'sms_pending'",
-            &[&request_ids],
+            &[&stored],
         )
         .await?;
     let finished: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();

@@ -126,9 +126,11 @@ async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
     stack
         .db
         .batch_execute(
-            "INSERT INTO otp_request_outcome (request_id, tenant_id, otp_type, outcome, code_id,
-                                              source_topic, source_partition, source_offset)
-                 SELECT request_id, tenant_id, 'register', 'sent', id, 'prefill', 0, 0 FROM otp_code",
+            "INSERT INTO otp_request_outcome (request_id, fingerprint, tenant_id, otp_type, outcome,
+                                              code_id, source_topic, source_partition, source_offset)
+                 SELECT request_id, substr(code_hash, 1, 16), tenant_id, 'register', 'sent', id,
+                        'prefill', 0, 0
+                 FROM otp_code",
         )
         .await
         .context("prefilling outcomes")?;

@@ -1,0 +1,228 @@
+//! The classify step: what to do with each event of a batch, before any user lookup.
+//!
+//! Each event is parsed (or dead-lettered with the reason) and keyed by (request id,
+//! fingerprint) ([`crate::domain::request_id`]). The outcomes already recorded for its request
+//! id decide the rest:
+//! - the same key recorded and final: a redelivery, skipped;
+//! - the same key recorded as `sms_pending` (a run that did not finish): recovered, unless its
+//!   code's validity has passed (then closed as `expired`, never resent);
+//! - only other fingerprints recorded under the id: another request reusing the id; logged as a
+//!   collision and served as a new request with its own outcome;
+//! - nothing recorded: served, or recorded `stale` when the event is older than a code's
+//!   validity.
+//!
+//! A key seen twice within one batch is served once. A pending request another worker recorded
+//! moments ago may still be in flight there (it owned the partition until a rebalance): it gets
+//! [`PENDING_GRACE`] (measured by PostgreSQL's clock) before it counts as abandoned.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::batch::{epoch_ms, Pipeline};
+use super::dead_letter::{Reason, Verdict};
+use super::incoming::Incoming;
+use super::retrying::until_done;
+use crate::domain::request_id::fingerprint;
+use crate::domain::{OtpRequest, RawOtpRequest};
+use crate::retry::Cancelled;
+use crate::store::{ExistingOutcome, Outcome, RequestKey};
+
+/// How old another worker's pending outcome must be before it counts as abandoned: longer than
+/// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
+/// librdkafka can still be delivered (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`, 5 s by default).
+pub const PENDING_GRACE: Duration = Duration::from_secs(10);
+
+/// A parsed request and the event it came in.
+pub struct Request<'a> {
+    pub event: &'a Incoming,
+    pub request: OtpRequest,
+    pub fingerprint: Vec<u8>,
+}
+
+impl Request<'_> {
+    pub fn key(&self) -> RequestKey {
+        (self.event.request_id.clone(), self.fingerprint.clone())
+    }
+}
+
+/// A request recorded `sms_pending` by a run that did not finish it.
+pub struct Pending {
+    pub code_id: Uuid,
+    /// How long ago it was recorded.
+    pub age: Duration,
+    /// Where its stored code's SMS goes: recovery sends nowhere else.
+    pub code_identity: Option<String>,
+}
+
+/// What to do with one event.
+pub enum Work<'a> {
+    DeadLetter(&'a Incoming, Verdict),
+    AlreadyServed,
+    Stale(Request<'a>),
+    Serve(Request<'a>),
+    Recover(Request<'a>, Pending),
+    /// Pending, but its code's validity has passed: close as `expired`, send nothing.
+    Expire(Request<'a>),
+}
+
+impl Pipeline {
+    /// Parses every event and decides what to do with it (see the module documentation).
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first.
+    pub(super) async fn classify<'a>(
+        &self,
+        events: &'a [Incoming],
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Work<'a>>, Cancelled> {
+        let mut seen: HashSet<RequestKey> = HashSet::new();
+        let mut parsed: Vec<Option<Result<Request<'a>, Verdict>>> =
+            Vec::with_capacity(events.len());
+        for event in events {
+            let request = parse(event).map(|request| Request {
+                fingerprint: fingerprint(&self.hasher, &request),
+                event,
+                request,
+            });
+            match request {
+                Ok(request) if !seen.insert(request.key()) => parsed.push(None),
+                other => parsed.push(Some(other)),
+            }
+        }
+        let ids: Vec<String> = parsed
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|request| request.event.request_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let existing = self.existing(&ids, &parsed, cancel).await?;
+        let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
+        Ok(parsed
+            .into_iter()
+            .zip(events)
+            .map(|(parsed, event)| match parsed {
+                None => Work::AlreadyServed,
+                Some(Err(verdict)) => Work::DeadLetter(event, verdict),
+                Some(Ok(request)) => self.work_for(request, &existing, stale_before),
+            })
+            .collect())
+    }
+
+    fn work_for<'a>(
+        &self,
+        request: Request<'a>,
+        existing: &HashMap<String, Vec<ExistingOutcome>>,
+        stale_before: i64,
+    ) -> Work<'a> {
+        let recorded = existing
+            .get(&request.event.request_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(found) = recorded
+            .iter()
+            .find(|f| f.fingerprint == request.fingerprint)
+        {
+            return match (found.outcome, found.code_id) {
+                (Outcome::SmsPending, Some(_)) if found.code_expired => Work::Expire(request),
+                (Outcome::SmsPending, Some(code_id)) => Work::Recover(
+                    request,
+                    Pending {
+                        code_id,
+                        age: found.age,
+                        code_identity: found.code_identity.clone(),
+                    },
+                ),
+                _ => Work::AlreadyServed,
+            };
+        }
+        if !recorded.is_empty() {
+            tracing::warn!(
+                request_id = ?request.event.request_id,
+                partition = request.event.source.partition,
+                offset = request.event.source.offset,
+                "request id reused by another request (other tenant, number or type): served as a new request"
+            );
+        }
+        if request.event.timestamp_ms.is_some_and(|t| t < stale_before) {
+            Work::Stale(request)
+        } else {
+            Work::Serve(request)
+        }
+    }
+
+    /// The outcomes recorded for `ids`, after waiting out the grace of another worker's young
+    /// pending requests among `parsed`.
+    async fn existing(
+        &self,
+        ids: &[String],
+        parsed: &[Option<Result<Request<'_>, Verdict>>],
+        cancel: &CancellationToken,
+    ) -> Result<HashMap<String, Vec<ExistingOutcome>>, Cancelled> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let read = || {
+            until_done(&self.retry_policy, "read outcomes", cancel, || {
+                self.store.existing_outcomes(ids)
+            })
+        };
+        let existing = read().await?;
+        let keys: HashSet<RequestKey> = parsed
+            .iter()
+            .flatten()
+            .flatten()
+            .map(Request::key)
+            .collect();
+        // Our own pending requests need no wait: a partition's events go through one lane in
+        // order, so an earlier copy in this process has finished (or was abandoned) first.
+        let youngest = existing
+            .iter()
+            .flat_map(|(id, found)| found.iter().map(move |f| (id, f)))
+            .filter(|(id, f)| keys.contains(&((*id).clone(), f.fingerprint.clone())))
+            .filter(|(_, f)| f.outcome == Outcome::SmsPending && !f.code_expired)
+            .filter(|(_, f)| f.worker_id.as_deref() != Some(self.worker_id.as_str()))
+            .map(|(_, f)| f.age)
+            .min();
+        let Some(age) = youngest else {
+            return Ok(existing);
+        };
+        let wait = PENDING_GRACE.saturating_sub(age);
+        if wait.is_zero() {
+            return Ok(existing);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(Cancelled { attempts: 0 }),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        read().await
+    }
+}
+
+/// The request in an event, or why it goes to the dead-letter topic.
+fn parse(event: &Incoming) -> Result<OtpRequest, Verdict> {
+    if event.unreadable_headers > 0 {
+        return Err(Verdict::new(
+            Reason::UnreadableHeader,
+            format!(
+                "{} header name(s) are not UTF-8; the original is at the source offset",
+                event.unreadable_headers
+            ),
+        ));
+    }
+    let payload = event
+        .payload
+        .as_deref()
+        .ok_or_else(|| Verdict::new(Reason::Malformed, "the event has no value"))?;
+    RawOtpRequest::from_json_bytes(payload)
+        .map_err(|e| Verdict::new(Reason::Malformed, e.to_string()))?
+        .validate()
+        .map_err(|rules| {
+            let codes: Vec<&str> = rules.iter().map(|rule| rule.code()).collect();
+            Verdict::new(Reason::InvalidRequest, codes.join(","))
+        })
+}
