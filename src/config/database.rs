@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::error::ConfigError;
 
@@ -20,6 +21,10 @@ pub struct DatabaseSettings {
     pub password: String,
     /// Connections in the pool of each process.
     pub pool_size: usize,
+    /// Longest wait for a free pooled connection.
+    pub wait_timeout: Duration,
+    /// Longest to open a connection (TCP and start-up) or to check a pooled one.
+    pub connect_timeout: Duration,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -31,6 +36,8 @@ impl fmt::Debug for DatabaseSettings {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("pool_size", &self.pool_size)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
@@ -70,6 +77,8 @@ impl DatabaseSettings {
             username,
             password,
             pool_size: 8,
+            wait_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
         })
     }
 
@@ -82,6 +91,7 @@ impl DatabaseSettings {
             .dbname(&self.dbname)
             .user(&self.username)
             .password(&self.password)
+            .connect_timeout(self.connect_timeout)
             .application_name("user-otp");
         config
     }

@@ -34,6 +34,12 @@ pub struct HttpSettings {
     pub port: u16,
     /// Request bodies above this size are refused with 400.
     pub max_body_bytes: usize,
+    /// A connection that has not sent a request's headers within this time is closed.
+    pub header_read_timeout: Duration,
+    /// Longest one request may take (body and answer); then 503.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +61,10 @@ pub struct KafkaSettings {
     pub group_instance_id: Option<String>,
     /// Most request events handled as one batch.
     pub worker_batch_size: usize,
+    /// Most request events a worker holds (queued and in progress).
+    pub worker_max_in_flight_events: usize,
+    /// Most bytes (key, value, headers) of request events a worker holds.
+    pub worker_max_in_flight_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +151,14 @@ impl Settings {
             http: HttpSettings {
                 port: read.number(keys::HTTP_PORT, 1..=65535)?,
                 max_body_bytes: read.number(keys::HTTP_MAX_BODY_BYTES, 256..=16 * 1024 * 1024)?,
+                header_read_timeout: Duration::from_millis(
+                    read.number(keys::HTTP_HEADER_READ_TIMEOUT_MS, 100..=300_000)?,
+                ),
+                request_timeout: Duration::from_millis(
+                    read.number(keys::HTTP_REQUEST_TIMEOUT_MS, 100..=600_000)?,
+                ),
+                max_concurrent_requests: read
+                    .number(keys::HTTP_MAX_CONCURRENT_REQUESTS, 1..=1_000_000)?,
             },
             kafka: KafkaSettings {
                 bootstrap_servers: read.text(keys::KAFKA_BOOTSTRAP_SERVERS)?,
@@ -157,6 +175,10 @@ impl Settings {
                 consumer_group: read.text(keys::CONSUMER_GROUP)?,
                 group_instance_id: read.optional(keys::GROUP_INSTANCE_ID),
                 worker_batch_size: read.number(keys::WORKER_BATCH_SIZE, 1..=10_000)?,
+                worker_max_in_flight_events: read
+                    .number(keys::WORKER_MAX_IN_FLIGHT_EVENTS, 1..=10_000_000)?,
+                worker_max_in_flight_bytes: read
+                    .number(keys::WORKER_MAX_IN_FLIGHT_BYTES, 1_048_576..=17_179_869_184)?,
             },
             user_service: UserServiceSettings {
                 host: read.http_url(keys::USER_HOST)?,
@@ -185,6 +207,12 @@ impl Settings {
             },
             database: DatabaseSettings {
                 pool_size: read.number(keys::DATABASE_POOL_SIZE, 1..=256)?,
+                wait_timeout: Duration::from_millis(
+                    read.number(keys::DATABASE_WAIT_TIMEOUT_MS, 10..=300_000)?,
+                ),
+                connect_timeout: Duration::from_millis(
+                    read.number(keys::DATABASE_CONNECT_TIMEOUT_MS, 10..=300_000)?,
+                ),
                 ..DatabaseSettings::parse(
                     &database_url.key,
                     &database_url.value,

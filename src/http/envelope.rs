@@ -93,6 +93,16 @@ impl LegacyError {
         )
     }
 
+    /// 503 when the server sheds load (too many requests in flight) or a request took longer
+    /// than the request timeout.
+    pub fn overloaded(description: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            Some(description.to_owned()),
+        )
+    }
+
     pub fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

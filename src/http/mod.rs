@@ -8,18 +8,23 @@ mod health;
 mod json_body;
 mod otp_api;
 mod send;
+mod server;
 
 use std::any::Any;
 use std::sync::Arc;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::BoxError;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::config::Settings;
+use crate::config::{HttpSettings, Settings};
 use crate::domain::code::CodeHasher;
 use crate::kafka::EventProducer;
 use crate::store::OtpStore;
@@ -37,6 +42,8 @@ pub struct AppState {
     pub request_topic: Arc<str>,
     pub max_body_bytes: usize,
     pub max_failed_attempts: i32,
+    /// Timeouts and the concurrency limit of the server.
+    pub limits: HttpSettings,
 }
 
 impl AppState {
@@ -49,11 +56,24 @@ impl AppState {
             max_body_bytes: settings.http.max_body_bytes,
             max_failed_attempts: i32::try_from(settings.otp.max_failed_attempts)
                 .unwrap_or(i32::MAX),
+            limits: settings.http.clone(),
         }
     }
 }
 
+/// Every route, with the legacy envelope for unknown paths, wrong methods and panics, and the
+/// request timeout and concurrency limit of `state.limits` (a request over the limit is shed at
+/// once with 503 and `Retry-After`).
 pub fn router(state: AppState) -> Router {
+    // One semaphore for the whole server (axum applies a layer to each route separately; the
+    // global limit shares its permits across all of them).
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.limits.max_concurrent_requests,
+        ))
+        .timeout(state.limits.request_timeout);
     Router::new()
         .route(&format!("{CONTEXT_PATH}/v1/_send"), post(send::send_otp))
         .route(&format!("{CONTEXT_PATH}/health"), get(health::liveness))
@@ -66,7 +86,24 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { LegacyError::not_found() })
         .method_not_allowed_fallback(|| async { LegacyError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(limits)
         .with_state(state)
+}
+
+/// The answer when the concurrency limit sheds a request or it outlasts the request timeout.
+async fn overloaded(error: BoxError) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!("HTTP request timed out");
+        return LegacyError::overloaded("The request took too long; try again later")
+            .into_response();
+    }
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        tracing::warn!("HTTP request shed: too many requests in flight");
+        return LegacyError::overloaded("Too many requests in flight; try again later")
+            .into_response();
+    }
+    tracing::error!(%error, "HTTP middleware failed");
+    LegacyError::internal().into_response()
 }
 
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -74,13 +111,16 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     LegacyError::internal().into_response()
 }
 
-/// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+/// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests
+/// ([`server`]: header-read timeout on every connection).
+///
+/// # Errors
+/// As [`server::serve`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let header_read_timeout = state.limits.header_read_timeout;
+    server::serve(listener, router(state), header_read_timeout, shutdown).await
 }

@@ -111,8 +111,14 @@ impl OtpStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: an unreachable PostgreSQL fails a call within about the connect
+        // timeout instead of queueing callers behind it.
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(settings.wait_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
             .build()?;
         Ok(Self { pool })
     }

@@ -86,9 +86,14 @@ impl ConsumerContext for CommitOnRevoke {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             self.assignment.update(partitions, true);
+            // A partition paused under an earlier ownership (its lane was over its share) starts
+            // unpaused: the lanes forget pauses of other epochs.
+            if let Err(error) = consumer.resume(partitions) {
+                tracing::debug!(%error, "resuming newly assigned partitions");
+            }
             tracing::info!(partitions = partitions.count(), "partitions assigned");
         }
     }

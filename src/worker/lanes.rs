@@ -8,6 +8,10 @@
 //! lane waits for PostgreSQL or the broker. A busy lane builds larger batches; an idle one
 //! serves a single event at once (no batching delay).
 //!
+//! Memory is bounded without ever blocking the consumer loop ([`super::in_flight`]): a lane that
+//! holds more than its share of the in-flight bounds has its partitions paused until it has
+//! worked its backlog down, while the other lanes' partitions keep flowing.
+//!
 //! Events of partitions this worker no longer owns (revoked in a rebalance while queued, or
 //! fetched under an earlier ownership of a partition that came back) are dropped before
 //! processing: the owner reads them again from the committed offset. A batch in progress whose
@@ -18,58 +22,143 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
-
+use rdkafka::consumer::Consumer;
+use rdkafka::TopicPartitionList;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Pipeline;
 use super::consumer::{self, Assignment, RequestConsumer};
+use super::in_flight::{InFlight, LaneLoad, Share};
 use super::incoming::Incoming;
 
-/// Events queued per lane before the consumer loop waits (backpressure).
-const LANE_QUEUE: usize = 4_096;
+/// A partition paused in one ownership epoch.
+type PausedPartition = (String, i32, u64);
 
 pub struct Lanes {
-    senders: Vec<mpsc::Sender<Incoming>>,
+    senders: Vec<mpsc::UnboundedSender<Incoming>>,
+    loads: Vec<Arc<LaneLoad>>,
+    /// Per lane, the partitions paused because the lane was over its share.
+    paused: Vec<Vec<PausedPartition>>,
+    share: Share,
+    totals: Arc<InFlight>,
+    consumer: Arc<RequestConsumer>,
+    assignment: Assignment,
     tasks: JoinSet<()>,
 }
 
+/// What the lanes are bounded by.
+pub struct Bounds {
+    pub lanes: usize,
+    pub batch_size: usize,
+    pub max_in_flight_events: usize,
+    pub max_in_flight_bytes: usize,
+}
+
 impl Lanes {
-    /// Starts `count` lanes. `abandon` interrupts a batch in progress (shutdown grace over).
+    /// Starts the lanes. `abandon` interrupts a batch in progress (shutdown grace over);
+    /// `totals` is kept up to date with what they hold.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
-        count: usize,
-        batch_size: usize,
+        bounds: &Bounds,
         pipeline: Arc<Pipeline>,
         consumer: Arc<RequestConsumer>,
         assignment: Assignment,
+        totals: Arc<InFlight>,
         shutdown: CancellationToken,
         abandon: CancellationToken,
     ) -> Self {
+        let count = bounds.lanes.max(1);
         let mut tasks = JoinSet::new();
-        let senders = (0..count.max(1))
-            .map(|lane| {
-                let (sender, receiver) = mpsc::channel(LANE_QUEUE);
-                tasks.spawn(run_lane(
-                    lane,
+        let mut senders = Vec::with_capacity(count);
+        let mut loads = Vec::with_capacity(count);
+        for lane in 0..count {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let load = Arc::new(LaneLoad::default());
+            tasks.spawn(run_lane(
+                Lane {
+                    index: lane,
                     receiver,
-                    batch_size,
-                    pipeline.clone(),
-                    consumer.clone(),
-                    assignment.clone(),
-                    shutdown.clone(),
-                    abandon.clone(),
-                ));
-                sender
-            })
-            .collect();
-        Self { senders, tasks }
+                    load: load.clone(),
+                    totals: totals.clone(),
+                },
+                bounds.batch_size,
+                pipeline.clone(),
+                consumer.clone(),
+                assignment.clone(),
+                shutdown.clone(),
+                abandon.clone(),
+            ));
+            senders.push(sender);
+            loads.push(load);
+        }
+        Self {
+            senders,
+            loads,
+            paused: vec![Vec::new(); count],
+            share: Share::of(
+                bounds.max_in_flight_events,
+                bounds.max_in_flight_bytes,
+                count,
+            ),
+            totals,
+            consumer,
+            assignment,
+            tasks,
+        }
     }
 
-    /// Queues `event` on its partition's lane; false once the lanes have stopped.
-    pub async fn route(&self, event: Incoming) -> bool {
-        let index = usize::try_from(event.source.partition).unwrap_or(0) % self.senders.len();
-        self.senders[index].send(event).await.is_ok()
+    /// Queues `event` on its partition's lane without waiting; pauses the partition when the
+    /// lane is over its share. False once the lanes have stopped.
+    pub fn route(&mut self, event: Incoming) -> bool {
+        let lane = usize::try_from(event.source.partition).unwrap_or(0) % self.senders.len();
+        let partition = (
+            event.source.topic.clone(),
+            event.source.partition,
+            event.epoch,
+        );
+        self.loads[lane].add(&self.totals, event.size_bytes());
+        if self.senders[lane].send(event).is_err() {
+            return false;
+        }
+        if self.loads[lane].over(self.share) && !self.paused[lane].contains(&partition) {
+            let (topic, number, _) = &partition;
+            match self.consumer.pause(&partitions(topic, *number)) {
+                Ok(()) => {
+                    tracing::debug!(
+                        lane,
+                        partition = number,
+                        "lane over its share; partition paused"
+                    );
+                    self.totals.paused();
+                    self.paused[lane].push(partition);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, partition = number, "cannot pause a partition")
+                }
+            }
+        }
+        true
+    }
+
+    /// Resumes the paused partitions of every lane that is back under half its share
+    /// (partitions no longer owned in the same epoch are forgotten instead).
+    pub fn resume_drained(&mut self) {
+        for (lane, paused) in self.paused.iter_mut().enumerate() {
+            if paused.is_empty() || !self.loads[lane].drained(self.share) {
+                continue;
+            }
+            for (topic, partition, epoch) in paused.drain(..) {
+                if !self.assignment.owns(&topic, partition, epoch) {
+                    continue;
+                }
+                match self.consumer.resume(&partitions(&topic, partition)) {
+                    Ok(()) => tracing::debug!(lane, partition, "lane drained; partition resumed"),
+                    Err(error) => tracing::warn!(%error, partition, "cannot resume a partition"),
+                }
+            }
+        }
     }
 
     /// Stops routing and waits for every lane to finish its batch in progress.
@@ -109,10 +198,24 @@ fn watch_revocation(
     })
 }
 
+/// One partition of `topic`, as librdkafka's pause and resume take it.
+fn partitions(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    list
+}
+
+/// One lane's end of the routing: its queue and what it holds.
+struct Lane {
+    index: usize,
+    receiver: mpsc::UnboundedReceiver<Incoming>,
+    load: Arc<LaneLoad>,
+    totals: Arc<InFlight>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_lane(
-    lane: usize,
-    mut receiver: mpsc::Receiver<Incoming>,
+    mut lane: Lane,
     batch_size: usize,
     pipeline: Arc<Pipeline>,
     consumer: Arc<RequestConsumer>,
@@ -123,18 +226,20 @@ async fn run_lane(
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
-            next = receiver.recv() => match next {
+            next = lane.receiver.recv() => match next {
                 Some(event) => event,
                 None => return,
             },
         };
         let mut batch = vec![first];
         while batch.len() < batch_size {
-            match receiver.try_recv() {
+            match lane.receiver.try_recv() {
                 Ok(event) => batch.push(event),
                 Err(_) => break,
             }
         }
+        // Counted out when this batch is done with, whatever becomes of it.
+        let _held = Held::new(&lane, &batch);
         batch.retain(|e| assignment.owns(&e.source.topic, e.source.partition, e.epoch));
         if batch.is_empty() {
             continue;
@@ -150,7 +255,7 @@ async fn run_lane(
             Ok(result) => result,
             Err(_) => {
                 tracing::error!(
-                    lane,
+                    lane = lane.index,
                     events = batch.len(),
                     "a batch panicked; serving its events one by one"
                 );
@@ -161,11 +266,16 @@ async fn run_lane(
         match result {
             Ok(summary) => {
                 consumer::store_offsets(&consumer, &batch);
-                tracing::debug!(lane, events = batch.len(), ?summary, "batch done");
+                tracing::debug!(
+                    lane = lane.index,
+                    events = batch.len(),
+                    ?summary,
+                    "batch done"
+                );
             }
             Err(_) if abandon.is_cancelled() => {
                 tracing::warn!(
-                    lane,
+                    lane = lane.index,
                     events = batch.len(),
                     "batch abandoned at shutdown; its events will be redelivered"
                 );
@@ -173,11 +283,36 @@ async fn run_lane(
             }
             Err(_) => {
                 tracing::warn!(
-                    lane,
+                    lane = lane.index,
                     events = batch.len(),
                     "batch cancelled: its partition was revoked; the new owner serves it"
                 );
             }
         }
+    }
+}
+
+/// A batch's events as counted in its lane's load; counted out when dropped.
+struct Held {
+    load: Arc<LaneLoad>,
+    totals: Arc<InFlight>,
+    events: usize,
+    bytes: usize,
+}
+
+impl Held {
+    fn new(lane: &Lane, batch: &[Incoming]) -> Self {
+        Self {
+            load: lane.load.clone(),
+            totals: lane.totals.clone(),
+            events: batch.len(),
+            bytes: batch.iter().map(Incoming::size_bytes).sum(),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.load.remove(&self.totals, self.events, self.bytes);
     }
 }

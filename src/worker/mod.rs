@@ -18,6 +18,7 @@ mod batch;
 mod classify;
 mod consumer;
 mod dead_letter;
+mod in_flight;
 mod incoming;
 mod lanes;
 mod notify;
@@ -36,6 +37,7 @@ pub use dead_letter::{
     DETAIL_HEADER, ORIGINAL_SIZE_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER, SQLSTATE_HEADER, VALUE_HEADER,
 };
+pub use in_flight::InFlight;
 pub use sent_scan::CODE_ID_HEADER;
 
 use crate::config::Settings;
@@ -110,11 +112,15 @@ fn templates(settings: &Settings) -> MessageTemplates {
         })
 }
 
+/// How often the consumer loop checks whether a paused lane has drained.
+const RESUME_CHECK: Duration = Duration::from_millis(20);
+
 /// One consumer's life: subscribe, route events to the lanes until shutdown (`Ok(true)`) or a
 /// fatal consumer error (`Ok(false)`), then let the lanes finish and commit finished work.
 async fn consume(
     settings: &Settings,
     pipeline: &Arc<Pipeline>,
+    totals: &Arc<InFlight>,
     shutdown: &CancellationToken,
     abandon: &CancellationToken,
 ) -> anyhow::Result<bool> {
@@ -129,18 +135,26 @@ async fn consume(
         lanes = LANES,
         "worker consuming"
     );
-    let lanes = lanes::Lanes::start(
-        LANES,
-        settings.kafka.worker_batch_size,
+    let mut lanes = lanes::Lanes::start(
+        &lanes::Bounds {
+            lanes: LANES,
+            batch_size: settings.kafka.worker_batch_size,
+            max_in_flight_events: settings.kafka.worker_max_in_flight_events,
+            max_in_flight_bytes: settings.kafka.worker_max_in_flight_bytes,
+        },
         pipeline.clone(),
         consumer.clone(),
         assignment.clone(),
+        totals.clone(),
         shutdown.clone(),
         abandon.clone(),
     );
+    let mut resume_check = tokio::time::interval(RESUME_CHECK);
+    resume_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break true,
+            _ = resume_check.tick() => lanes.resume_drained(),
             received = consumer.recv() => match received {
                 Ok(message) => {
                     let mut event = incoming::Incoming::from_message(&message);
@@ -149,7 +163,7 @@ async fn consume(
                         continue; // fetched just before its partition was revoked
                     };
                     event.epoch = epoch;
-                    if !lanes.route(event).await {
+                    if !lanes.route(event) {
                         break true;
                     }
                 }
@@ -170,10 +184,26 @@ async fn consume(
 }
 
 /// Runs the worker until `shutdown` is cancelled.
+///
+/// # Errors
+/// When the Kafka clients cannot be created or the producer cannot be flushed at the end.
 pub async fn run(
     settings: &Settings,
     store: OtpStore,
     shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_observed(settings, store, shutdown, Arc::new(InFlight::default())).await
+}
+
+/// [`run`], keeping `totals` up to date with the request events the worker holds.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_observed(
+    settings: &Settings,
+    store: OtpStore,
+    shutdown: CancellationToken,
+    totals: Arc<InFlight>,
 ) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
     let pipeline = Arc::new(Pipeline::from_settings(settings, store, producer.clone())?);
@@ -188,7 +218,7 @@ pub async fn run(
     });
     // A consumer that hits a fatal error (e.g. fenced after a broker restart) cannot recover;
     // a new one is made and resumes from the committed offsets.
-    while !consume(settings, &pipeline, &shutdown, &abandon).await? {
+    while !consume(settings, &pipeline, &totals, &shutdown, &abandon).await? {
         tracing::warn!("recreating the request-topic consumer after a fatal error");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

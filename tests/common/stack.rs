@@ -126,11 +126,20 @@ impl Stack {
     ///
     /// [`TcpProxy`]: super::tcp_proxy::TcpProxy
     pub fn spawn_worker_with(&self, settings: Settings) -> RunningWorker {
+        self.spawn_worker_observed(settings, Default::default())
+    }
+
+    /// A worker with `settings` that keeps `totals` up to date with what it holds.
+    pub fn spawn_worker_observed(
+        &self,
+        settings: Settings,
+        totals: std::sync::Arc<user_otp::worker::InFlight>,
+    ) -> RunningWorker {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
             let store = OtpStore::new(&settings.database)?;
-            user_otp::worker::run(&settings, store, token).await
+            user_otp::worker::run_observed(&settings, store, token, totals).await
         });
         RunningWorker { shutdown, task }
     }
@@ -191,6 +200,18 @@ impl Stack {
         mobile: &str,
         id: Option<&str>,
     ) -> i64 {
+        self.produce_value_to_partition(partition, mobile, &Self::request(mobile, "register"), id)
+            .await
+    }
+
+    /// Writes `value` with key `pb:<mobile>` to partition `partition` of the request topic.
+    pub async fn produce_value_to_partition(
+        &self,
+        partition: i32,
+        mobile: &str,
+        value: &[u8],
+        id: Option<&str>,
+    ) -> i64 {
         let mut headers = OwnedHeaders::new();
         if let Some(id) = id {
             headers = headers.insert(Header {
@@ -199,11 +220,10 @@ impl Stack {
             });
         }
         let key = format!("pb:{mobile}");
-        let value = Self::request(mobile, "register");
         let record = FutureRecord::to(&self.topics.request)
             .partition(partition)
             .key(&key)
-            .payload(&value)
+            .payload(value)
             .headers(headers);
         self.producer
             .send(record, Duration::from_secs(10))
@@ -368,7 +388,14 @@ impl Stack {
     /// keys it as `caller:<id>`), waiting up to 30 s for it to be final. With several requests
     /// under that id (other fingerprints), the newest.
     pub async fn final_outcome(&self, request_id: &str) -> String {
-        let stored = format!("caller:{request_id}");
+        self.final_outcome_stored(&format!("caller:{request_id}"))
+            .await
+    }
+
+    /// The final outcome recorded under the worker's own request id `stored` (e.g.
+    /// `offset:<topic>/<partition>/<offset>`), waiting up to 30 s.
+    pub async fn final_outcome_stored(&self, stored: &str) -> String {
+        let request_id = stored;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let row = self

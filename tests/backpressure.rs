@@ -1,0 +1,95 @@
+//! Bounded memory without head-of-line blocking: a lane stuck on one request holds at most its
+//! share of the in-flight bytes (its partition is paused, not buffered), and every other
+//! partition keeps being served meanwhile. Against the real broker and PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::stack::Stack;
+use serde_json::json;
+use user_otp::worker::InFlight;
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+/// A valid register request carrying `padding` bytes of RequestInfo (byte-heavy, still valid).
+fn heavy_request(mobile: &str, padding: usize) -> Vec<u8> {
+    json!({"RequestInfo": {"apiId": "x".repeat(padding)},
+           "otp": {"mobileNumber": mobile, "tenantId": "pb", "type": "register"}})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_stuck_lane_with_a_byte_heavy_backlog_is_paused_while_other_partitions_are_served() {
+    // 6 MiB for the worker: 1 MiB per lane (6 lanes).
+    let stack = Stack::start(&[
+        ("USER_OTP_WORKER_MAX_IN_FLIGHT_BYTES", "6291456"),
+        ("USER_OTP_USER_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    // egov-user never answers for this one user: the batch holding its request retries, and
+    // its lane is stuck.
+    Mock::given(method("POST"))
+        .and(path("/user/_search"))
+        .and(body_partial_json(json!({"userName": "9850000000"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"user": []}))
+                .set_delay(Duration::from_secs(600)),
+        )
+        .with_priority(1)
+        .mount(&stack.users)
+        .await;
+    let totals = Arc::new(InFlight::default());
+    let worker = stack.spawn_worker_observed(stack.settings.clone(), totals.clone());
+    stack
+        .produce_to_partition(0, "9850000000", Some("stuck"))
+        .await;
+    // 40 events of 300 KB behind it on the same partition: 12 MB.
+    for i in 0..40 {
+        stack
+            .produce_value_to_partition(
+                0,
+                "9850000000",
+                &heavy_request(&format!("98500001{i:02}"), 300_000),
+                Some(&format!("heavy-{i}")),
+            )
+            .await;
+    }
+    // Meanwhile the other partitions flow.
+    for (partition, mobile) in [(1, "9851000001"), (2, "9851000002")] {
+        let id = format!("free-{partition}");
+        stack
+            .produce_to_partition(partition, mobile, Some(&id))
+            .await;
+        stack.sms_for(&id).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        totals.pauses() >= 1,
+        "the stuck lane's partition was paused"
+    );
+    let peak = totals.peak_bytes();
+    assert!(
+        peak < 1_048_576 + 2 * 310_000,
+        "held {peak} bytes at most; a lane's share is 1 MiB"
+    );
+    assert_eq!(stack.final_outcome("free-1").await, "sent");
+
+    // egov-user answers again: the backlog drains, the partition resumes, everything is served.
+    stack.users.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/user/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
+        .mount(&stack.users)
+        .await;
+    for i in 0..40 {
+        assert_eq!(stack.final_outcome(&format!("heavy-{i}")).await, "sent");
+    }
+    assert_eq!(stack.final_outcome("stuck").await, "sent");
+    stack.assert_still_serving(&worker, b"pb:9850000000").await;
+    assert!(totals.peak_bytes() < 1_048_576 + 2 * 310_000);
+    worker.stop().await;
+}
