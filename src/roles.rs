@@ -22,7 +22,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The HTTP role alone.
 pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = migrated_store(settings).await?;
-    serve_with(settings, store, shutdown).await
+    serve_with(settings, store, false, shutdown).await
 }
 
 /// The worker role alone.
@@ -43,7 +43,7 @@ pub async fn all(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         result
     };
     let (served, worked) = tokio::join!(
-        async { stop_both(serve_with(settings, store.clone(), both.clone()).await) },
+        async { stop_both(serve_with(settings, store.clone(), true, both.clone()).await) },
         async { stop_both(worker::run(settings, store.clone(), both.clone()).await) },
     );
     served.and(worked)
@@ -69,10 +69,12 @@ async fn migrated_store(settings: &Settings) -> anyhow::Result<OtpStore> {
 }
 
 /// The HTTP role: binds `USER_OTP_HTTP_PORT` on all interfaces and serves until shutdown, then
-/// finishes in-flight requests and flushes the producer.
+/// finishes in-flight requests and flushes the producer. `with_worker`: the worker runs in this
+/// process too (its readiness then includes PostgreSQL).
 async fn serve_with(
     settings: &Settings,
     store: OtpStore,
+    with_worker: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
@@ -82,6 +84,11 @@ async fn serve_with(
         .with_context(|| format!("binding HTTP port {}", settings.http.port))?;
     tracing::info!(%address, request_topic = %settings.kafka.request_topic, "HTTP server listening");
     let state = AppState::new(settings, producer.clone(), store);
+    let state = if with_worker {
+        state.with_worker()
+    } else {
+        state
+    };
     http::serve(listener, state, shutdown)
         .await
         .context("HTTP server")?;

@@ -32,7 +32,9 @@ pub fn init() {
 }
 
 /// Displays a mobile number or user name with all but its last four characters hidden:
-/// `9876543210` → `******3210`; values of four characters or fewer are hidden entirely.
+/// `9876543210` → `******3210`; values of four characters or fewer are hidden entirely. The
+/// characters shown are escaped (`\n`, `\u{1b}`), so a caller's value can never forge a log
+/// line.
 pub struct Masked<'a>(pub &'a str);
 
 impl fmt::Display for Masked<'_> {
@@ -43,7 +45,13 @@ impl fmt::Display for Masked<'_> {
         for _ in 0..hidden {
             f.write_str("*")?;
         }
-        chars[hidden..].iter().try_for_each(|c| write!(f, "{c}"))
+        chars[hidden..].iter().try_for_each(|c| {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())
+            } else {
+                write!(f, "{c}")
+            }
+        })
     }
 }
 
@@ -57,5 +65,8 @@ mod tests {
         assert_eq!(Masked("1234").to_string(), "****");
         assert_eq!(Masked("").to_string(), "");
         assert_eq!(Masked("ऋषि-कुमार").to_string(), "*****ुमार");
+        assert_eq!(Masked("asha\nINFO forged").to_string(), "************rged");
+        assert_eq!(Masked("xyab\r\n").to_string(), "**ab\\r\\n");
+        assert_eq!(Masked("x\n\u{1b}[1m").to_string(), "**\\u{1b}[1m");
     }
 }

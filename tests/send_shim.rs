@@ -245,10 +245,25 @@ async fn unknown_paths_and_methods_get_envelopes_and_health_answers() {
     let value: Value = wrong_method.json().await.expect("JSON");
     assert_eq!(value["error"]["code"], 405);
 
-    let live = app.get("/user-otp/health").await;
-    assert_eq!(live.status().as_u16(), 200);
+    for live in ["/user-otp/health", "/otp/health"] {
+        assert_eq!(app.get(live).await.status().as_u16(), 200, "{live}");
+    }
     let ready = app.get("/user-otp/health/ready").await;
     assert_eq!(ready.status().as_u16(), 200);
+    let body: Value = ready.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({"status": "UP", "kafka": "UP"}),
+        "_send needs the broker"
+    );
+    let ready = app.get("/otp/health/ready").await;
+    assert_eq!(ready.status().as_u16(), 200);
+    let body: Value = ready.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({"status": "UP", "database": "UP"}),
+        "the OTP API needs PostgreSQL"
+    );
 }
 
 #[tokio::test]
@@ -284,4 +299,7 @@ async fn an_unreachable_broker_gives_503_within_the_send_timeout() {
     );
     let ready = app.get("/user-otp/health/ready").await;
     assert_eq!(ready.status().as_u16(), 503);
+    // The egov-otp API does not need the broker.
+    let ready = app.get("/otp/health/ready").await;
+    assert_eq!(ready.status().as_u16(), 200);
 }

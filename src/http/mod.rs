@@ -44,6 +44,8 @@ pub struct AppState {
     pub max_failed_attempts: i32,
     /// Timeouts and the concurrency limit of the server.
     pub limits: HttpSettings,
+    /// Cached dependency checks for the readiness paths.
+    pub readiness: health::Readiness,
 }
 
 impl AppState {
@@ -57,7 +59,15 @@ impl AppState {
             max_failed_attempts: i32::try_from(settings.otp.max_failed_attempts)
                 .unwrap_or(i32::MAX),
             limits: settings.http.clone(),
+            readiness: health::Readiness::default(),
         }
+    }
+
+    /// The same, for a process that also runs the worker (role `all`): `_send`'s readiness
+    /// then includes PostgreSQL.
+    pub fn with_worker(mut self) -> Self {
+        self.readiness.with_worker = true;
+        self
     }
 }
 
@@ -79,8 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{CONTEXT_PATH}/health"), get(health::liveness))
         .route(
             &format!("{CONTEXT_PATH}/health/ready"),
-            get(health::readiness),
+            get(health::send_readiness),
         )
+        .route("/otp/health", get(health::liveness))
+        .route("/otp/health/ready", get(health::otp_readiness))
         .route("/otp/v1/_validate", post(otp_api::validate))
         .route("/otp/v1/_search", post(otp_api::search))
         .fallback(|| async { LegacyError::not_found() })

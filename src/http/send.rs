@@ -59,7 +59,7 @@ pub async fn send_otp(
     tracing::info!(
         %request_id,
         otp_type = %request.otp_type,
-        tenant = %request.tenant_id,
+        tenant = ?request.tenant_id,
         mobile = %Masked(&request.mobile_number),
         "OTP request queued"
     );
