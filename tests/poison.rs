@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::raw::produce_with_raw_header_name;
+use common::raw_header::produce_with_raw_header_name;
 use common::stack::Stack;
 use common::tcp_proxy::TcpProxy;
 use common::*;
@@ -37,7 +37,15 @@ async fn a_header_name_that_is_not_utf8_is_dead_lettered_and_the_worker_stays_up
     let topic = stack.topics.request.clone();
     let value = request_body("pb", "9800000001");
     tokio::task::spawn_blocking(move || {
-        produce_with_raw_header_name(&topic, key, &value, b"\xff\xfe-trace");
+        produce_with_raw_header_name(
+            &kafka_bootstrap(),
+            &topic,
+            key,
+            &value,
+            b"\xff\xfe-trace",
+            None,
+        )
+        .expect("raw event written");
     })
     .await
     .expect("raw producer");

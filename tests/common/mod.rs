@@ -4,7 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-pub mod raw;
+#[path = "../../src/bin/bench/raw_header.rs"]
+pub mod raw_header;
 pub mod stack;
 pub mod tcp_proxy;
 

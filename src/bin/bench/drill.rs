@@ -26,6 +26,7 @@ use crate::audit::{audit, Audit};
 use crate::env::{sibling_binary, unique, Local, Service};
 use crate::kafka_io::{self, Event};
 use crate::measure::requests;
+use crate::raw_header;
 use crate::stack::Stack;
 
 const ALL: [&str; 5] = [
@@ -270,32 +271,95 @@ async fn fuzz(local: &Local, user_host: &str, quick: bool) -> anyhow::Result<(Au
         });
         events.push(event);
     }
-    kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
+    // Events no body can express, written in the middle of the traffic.
+    let (first, second) = events.split_at(events.len() / 2);
+    kafka_io::preload(&local.kafka, &stack.request_topic, first).await?;
+    let specials = poison_events(&local.kafka, &stack.request_topic).await?;
+    kafka_io::preload(&local.kafka, &stack.request_topic, second).await?;
     let mut worker = Worker::start(&stack)?;
-    // The valid half: final outcomes. The other half: every one dead-lettered.
+    // The valid half: final outcomes. The other half and the specials: every one dead-lettered.
     wait_served(&stack, &mut worker, n as i64).await?;
+    let expected_dead = n + specials.len();
     let deadline = Instant::now() + DRILL_DEADLINE;
     loop {
         let dead = kafka_io::read_all(&local.kafka, &stack.dead_letter_topic).await?;
-        if dead.len() >= n {
-            let without_reason = dead.iter().filter(|r| r.request_id.is_none()).count();
+        if dead.len() >= expected_dead {
+            let without_reason = dead.iter().filter(|r| r.reason.is_none()).count();
             if without_reason > 0 {
-                bail!("{without_reason} dead letters lost their request id");
+                bail!("{without_reason} dead letters have no reason");
+            }
+            let without_id = dead.iter().filter(|r| r.request_id.is_none()).count();
+            if without_id > 0 {
+                bail!("{without_id} dead letters lost their request id");
             }
             break;
         }
         worker.check()?;
         if Instant::now() > deadline {
-            bail!("only {} of {n} malformed events dead-lettered", dead.len());
+            bail!(
+                "only {} of {expected_dead} malformed events dead-lettered",
+                dead.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let crashes = worker.stop()?;
-    let ids: Vec<String> = events.into_iter().map(|e| e.request_id).collect();
+    let mut ids: Vec<String> = events.into_iter().map(|e| e.request_id).collect();
+    ids.extend(specials);
     let mut result = audit(&stack, &ids).await?;
     // Dead-lettered events are accounted for, not lost; outcomes count only valid requests.
     result.sent = ids.len();
     Ok((result, crashes))
+}
+
+/// Writes the poison events a request body cannot express, each with its own request id, and
+/// returns those ids: null values, stale events whose tenant holds U+0000, invalid events larger
+/// than the producer's 1,000,000-byte limit (the broker takes up to 1,048,588), and header names
+/// that are not UTF-8.
+async fn poison_events(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<String>> {
+    let producer = kafka_io::producer(bootstrap, 0)?;
+    let an_hour_ago = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )? - 3_600_000;
+    let mut ids = Vec::new();
+    let stale =
+        json!({"otp": {"mobileNumber": "9000000001", "tenantId": "pb\u{0}x", "type": "register"}})
+            .to_string()
+            .into_bytes();
+    let oversize = vec![b'{'; 1_040_000];
+    for i in 0..25 {
+        let kinds: [(&str, Option<&[u8]>, Option<i64>); 3] = [
+            ("null", None, None),
+            ("stale-nul", Some(&stale), Some(an_hour_ago)),
+            ("oversize", Some(&oversize), None),
+        ];
+        for (kind, value, timestamp) in kinds {
+            if kind == "oversize" && i >= 3 {
+                continue;
+            }
+            let id = format!("fz-poison-{kind}-{i}");
+            kafka_io::send_raw(&producer, topic, b"pb:poison", value, &id, timestamp).await?;
+            ids.push(id);
+        }
+        let id = format!("fz-poison-header-{i}");
+        let (bootstrap, topic, raw_id) = (bootstrap.to_owned(), topic.to_owned(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            raw_header::produce_with_raw_header_name(
+                &bootstrap,
+                &topic,
+                b"pb:poison",
+                b"{}",
+                b"\xff\xfe-trace",
+                Some(&raw_id),
+            )
+        })
+        .await?
+        .map_err(anyhow::Error::msg)?;
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// A malformed or fuzzed request event body; never a valid request.
@@ -304,7 +368,7 @@ fn fuzzed(rng: &mut impl Rng, i: usize) -> Vec<u8> {
         json!({"otp": {"mobileNumber": format!("9{i:09}"), "tenantId": "pb", "type": "register"}})
             .to_string()
             .into_bytes();
-    match rng.gen_range(0..10) {
+    match rng.gen_range(0..13) {
         // Random bytes, possibly not UTF-8.
         0 => (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect(),
         // A valid body cut short.
@@ -345,6 +409,17 @@ fn fuzzed(rng: &mut impl Rng, i: usize) -> Vec<u8> {
                 .to_string()
                 .into_bytes()
         }
+        // Beyond what DIGIT stores, or with control characters (edge validation).
+        9 => json!({"otp": {"mobileNumber": format!("9{i:09}"), "tenantId": "t".repeat(4_000)}})
+            .to_string()
+            .into_bytes(),
+        10 => json!({"otp": {"mobileNumber": format!("9{i:09}"), "tenantId": "pb\u{0}"}})
+            .to_string()
+            .into_bytes(),
+        11 => json!({"otp": {"mobileNumber": "asha\nINFO forged", "tenantId": "pb",
+                            "type": "passwordreset"}})
+        .to_string()
+        .into_bytes(),
         _ => format!("{}{}", "[".repeat(200), "]".repeat(200)).into_bytes(),
     }
 }

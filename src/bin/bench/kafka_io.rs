@@ -23,6 +23,8 @@ pub struct Event {
 /// One event read back.
 pub struct Record {
     pub request_id: Option<String>,
+    /// The `x-dead-letter-reason` header, on dead letters.
+    pub reason: Option<String>,
     pub timestamp_ms: i64,
     pub payload: Vec<u8>,
 }
@@ -46,6 +48,8 @@ pub async fn create_topics(bootstrap: &str, names: &[&str], partitions: i32) -> 
 pub fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        // Up to the broker's own limit: the fuzz drill writes events above librdkafka's default.
+        .set("message.max.bytes", "2000000")
         .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .create()?)
@@ -72,6 +76,34 @@ pub fn send(
     producer
         .send_result(record)
         .map_err(|(error, _)| anyhow::anyhow!("queueing an event: {error}"))
+}
+
+/// Writes one event with a null or given value, an `x-request-id` header and an optional
+/// timestamp, and waits for its acknowledgement.
+pub async fn send_raw(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &[u8],
+    value: Option<&[u8]>,
+    request_id: &str,
+    timestamp_ms: Option<i64>,
+) -> anyhow::Result<()> {
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "x-request-id",
+        value: Some(request_id),
+    });
+    let mut record: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(topic).key(key).headers(headers);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    if let Some(ts) = timestamp_ms {
+        record = record.timestamp(ts);
+    }
+    let delivery = producer
+        .send_result(record)
+        .map_err(|(error, _)| anyhow::anyhow!("queueing an event: {error}"))?;
+    acknowledged(delivery).await
 }
 
 /// Writes every event, many in flight, and waits until all are acknowledged.
@@ -141,15 +173,23 @@ fn read_all_blocking(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>
             continue;
         };
         let message = message?;
-        let request_id = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == "x-request-id")
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        });
+        let header = |name: &str| {
+            message.headers().and_then(|headers| {
+                // One header at a time behind catch_unwind: rdkafka panics on a header name
+                // that is not UTF-8.
+                (0..headers.count()).find_map(|i| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| headers.try_get(i)))
+                        .ok()
+                        .flatten()
+                        .filter(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            })
+        };
         records.push(Record {
-            request_id,
+            request_id: header("x-request-id"),
+            reason: header("x-dead-letter-reason"),
             timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
             payload: message.payload().unwrap_or_default().to_vec(),
         });
