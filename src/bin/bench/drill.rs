@@ -312,6 +312,9 @@ async fn fuzz(local: &Local, user_host: &str, quick: bool) -> anyhow::Result<(Au
     Ok((result, crashes))
 }
 
+/// A kind of poison event: its name, its value (`None`: null) and its timestamp.
+type PoisonKind<'a> = (&'a str, Option<&'a [u8]>, Option<i64>);
+
 /// Writes the poison events a request body cannot express, each with its own request id, and
 /// returns those ids: null values, stale events whose tenant holds U+0000, invalid events larger
 /// than the producer's 1,000,000-byte limit (the broker takes up to 1,048,588), and header names
@@ -330,7 +333,8 @@ async fn poison_events(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Strin
             .into_bytes();
     let oversize = vec![b'{'; 1_040_000];
     for i in 0..25 {
-        let kinds: [(&str, Option<&[u8]>, Option<i64>); 3] = [
+        // (kind, value: None is null, timestamp)
+        let kinds: [PoisonKind<'_>; 3] = [
             ("null", None, None),
             ("stale-nul", Some(&stale), Some(an_hour_ago)),
             ("oversize", Some(&oversize), None),
