@@ -279,3 +279,45 @@ async fn validate_with_a_nul_in_the_identity_is_a_400_not_an_outage() {
         "OTP.TENANT_ID_INVALID"
     );
 }
+
+#[tokio::test]
+async fn an_error_every_event_meets_is_an_outage_retried_not_poison_dead_lettered() {
+    let stack = Stack::start(&[]).await;
+    // Every outcome is refused with an integrity error (SQLSTATE 23514, a "poison" class): the
+    // canary row is refused too, so this is configuration, not the events' fault.
+    stack
+        .db
+        .batch_execute(
+            "ALTER TABLE otp_request_outcome ADD CONSTRAINT test_refuse_all CHECK (false) NOT VALID",
+        )
+        .await
+        .expect("constraint");
+    let worker = stack.spawn_worker();
+    for i in 0..10 {
+        stack
+            .produce_request(
+                &format!("98600000{i:02}"),
+                "register",
+                &format!("blocked-{i}"),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        event_count(&stack.topics.dead_letter).await,
+        0,
+        "nothing dead-lettered"
+    );
+    assert_eq!(event_count(&stack.topics.sms).await, 0);
+    stack
+        .db
+        .batch_execute("ALTER TABLE otp_request_outcome DROP CONSTRAINT test_refuse_all")
+        .await
+        .expect("drop constraint");
+    for i in 0..10 {
+        assert_eq!(stack.final_outcome(&format!("blocked-{i}")).await, "sent");
+    }
+    assert_eq!(event_count(&stack.topics.dead_letter).await, 0);
+    stack.assert_still_serving(&worker, b"pb:9860000000").await;
+    worker.stop().await;
+}

@@ -1,14 +1,17 @@
-//! One batch of request events, end to end: parse → skip what is already served → look users up
-//! → decide → record outcomes and codes (one statement) → emit SMS, email and dead-letter events
-//! (all in flight at once) → mark SMS acknowledged. Only when this returns `Ok` may the batch's
-//! offsets be stored.
+//! One batch of request events, end to end: classify (parse, key, skip what is already served)
+//! → look users up → decide → record outcomes and codes (one statement, split only around a
+//! poison event) → recover pending requests → emit SMS, email and dead-letter events (all in
+//! flight at once) → mark SMS acknowledged. Only when this returns `Ok` may the batch's offsets be
+//! stored.
 //!
-//! Failures of PostgreSQL, Kafka and egov-user are transient: each step retries in place with
-//! capped backoff until it succeeds or shutdown interrupts it (then nothing after that step
-//! happens and the events are redelivered to the next run, which the idempotent store makes
-//! safe). Per-user order holds because one key's events are in one partition, batches of a
-//! process run one after another, and within a batch outcomes are recorded in event order (so the
-//! newest code of an identity is the one from its latest request).
+//! Failures are handled by kind ([`crate::failure`]): transient and systemic ones retry in place
+//! with capped backoff until they pass or the batch is cancelled (shutdown, revoked partition;
+//! then nothing after that step happens and the events are redelivered to the next run, which the
+//! idempotent store makes safe); a poison one dead-letters its event and the rest is served. An
+//! SMS or email event cannot be poison (a few KB of validated fields): a refusal of one is
+//! retried as systemic, loudly. Per-user order holds because one key's events are in one
+//! partition, batches of a partition run one after another, and within a batch outcomes are
+//! recorded in event order (so the newest code of an identity is the one from its latest request).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -261,9 +264,19 @@ impl Pipeline {
         }
         let won = recorded.won;
         summary.step_ms[2] = ms_since(&mut clock);
-        let before = deliveries.len();
-        deliveries.retain(|d| won.contains(&d.request.key()));
-        summary.already_served += before - deliveries.len();
+        let refused: HashSet<RequestKey> = recorded
+            .refused
+            .iter()
+            .map(|(index, _)| outcomes[*index].key())
+            .collect();
+        deliveries.retain(|d| {
+            let key = d.request.key();
+            let kept = won.contains(&key);
+            if !kept && !refused.contains(&key) {
+                summary.already_served += 1;
+            }
+            kept
+        });
 
         // Crash recovery: send again only what never reached the broker.
         let mut acknowledged_earlier = Vec::new();
@@ -379,8 +392,17 @@ impl Pipeline {
         since_ms: i64,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
-        let is_sms = event.topic == self.topics.sms;
-        let maybe_written = std::sync::atomic::AtomicBool::new(false);
+        // The first attempt, on its own: the common case allocates nothing for the retries.
+        let first = event.send(&self.producer).await;
+        let maybe_written = match first {
+            Ok(()) => return Ok(()),
+            Err(ref error) => {
+                tracing::warn!(%error, "producing an event failed; retrying");
+                error.maybe_written() && event.topic == self.topics.sms
+            }
+        };
+        let maybe_written = std::sync::atomic::AtomicBool::new(maybe_written);
+        // Behind a lock only so each attempt can resume the same scan.
         let scan = tokio::sync::Mutex::new(SentScan::new(
             &self.bootstrap_servers,
             &self.topics.sms,
@@ -388,7 +410,7 @@ impl Pipeline {
             HashSet::from([code_id]),
         ));
         until_done(&self.retry_policy, "produce an event", cancel, || async {
-            if is_sms && maybe_written.load(std::sync::atomic::Ordering::Relaxed) {
+            if maybe_written.load(std::sync::atomic::Ordering::Relaxed) {
                 let found = scan.lock().await.run(SENT_SCAN_TIMEOUT).await?;
                 if found.contains(&code_id) {
                     tracing::info!(%code_id, "an SMS whose send timed out was written after all");
@@ -396,7 +418,9 @@ impl Pipeline {
                 }
             }
             let sent = event.send(&self.producer).await;
-            if sent.as_ref().is_err_and(ProduceError::maybe_written) {
+            if event.topic == self.topics.sms
+                && sent.as_ref().is_err_and(ProduceError::maybe_written)
+            {
                 maybe_written.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             sent

@@ -92,14 +92,14 @@ impl Pipeline {
                 other => parsed.push(Some(other)),
             }
         }
-        let ids: Vec<String> = parsed
+        let mut ids: Vec<String> = parsed
             .iter()
             .flatten()
             .flatten()
             .map(|request| request.event.request_id.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
             .collect();
+        ids.sort_unstable();
+        ids.dedup();
         let existing = self.existing(&ids, &parsed, cancel).await?;
         let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
         Ok(parsed

@@ -113,16 +113,20 @@ impl Lanes {
     /// lane is over its share. False once the lanes have stopped.
     pub fn route(&mut self, event: Incoming) -> bool {
         let lane = usize::try_from(event.source.partition).unwrap_or(0) % self.senders.len();
-        let partition = (
-            event.source.topic.clone(),
-            event.source.partition,
-            event.epoch,
-        );
         self.loads[lane].add(&self.totals, event.size_bytes());
+        let over = self.loads[lane].over(self.share);
+        // Only needed (and only built) when the lane is over its share.
+        let partition = over.then(|| {
+            (
+                event.source.topic.clone(),
+                event.source.partition,
+                event.epoch,
+            )
+        });
         if self.senders[lane].send(event).is_err() {
             return false;
         }
-        if self.loads[lane].over(self.share) && !self.paused[lane].contains(&partition) {
+        if let Some(partition) = partition.filter(|p| !self.paused[lane].contains(p)) {
             let (topic, number, _) = &partition;
             match self.consumer.pause(&partitions(topic, *number)) {
                 Ok(()) => {

@@ -2,13 +2,20 @@
 //!
 //! Delivery model: at-least-once consumption (`consumer`: an offset is stored only after its
 //! batch's outcomes are in PostgreSQL and its SMS events are acknowledged) plus idempotency on
-//! the request id enforced by the database ([`crate::store`]) gives one outcome and at most one
-//! code per request, and one SMS, including after redelivery, replay and crashes (`sent_scan`).
-//! Invalid events go to the dead-letter topic with the reason (`dead_letter`); nothing is
-//! dropped silently and a poison event never stops its partition.
+//! the request key (request id and fingerprint, [`crate::domain::request_id`]) enforced by the
+//! database ([`crate::store`]) gives one outcome and at most one code per request, and one SMS,
+//! including after redelivery, replay and crashes (`sent_scan`).
+//!
+//! The promise: no input stops the worker, crashes the process or stalls a partition. Every
+//! failure is classified ([`crate::failure`]): transient and systemic ones are retried in place
+//! (`retrying`), a poison one is confined to its event (`record` splits a batch until the event
+//! stands alone) and that event goes to the dead-letter topic with the reason (`dead_letter`);
+//! reading an event cannot panic (`incoming`), and a batch that panics anyway is served again
+//! event by event (`lanes`). Nothing is dropped silently.
 //!
 //! Concurrency: [`LANES`] batch pipelines per process, one per group of partitions
-//! (`lanes`), so a user's requests (one key, one partition) are never reordered.
+//! (`lanes`), so a user's requests (one key, one partition) are never reordered. Memory is
+//! bounded by count and bytes (`in_flight`): a lane over its share pauses its partitions.
 //!
 //! Shutdown: fetching stops at once; the batches in progress get [`SHUTDOWN_GRACE`] to finish,
 //! then their remaining retries are abandoned (their events are redelivered later); finished work
