@@ -106,6 +106,10 @@ async fn requests_over_the_concurrency_limit_are_shed_with_503() {
     let body: Value = shed.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], 503);
     assert_eq!(body["error"]["message"], "Service unavailable");
+    // Probes are never shed: a flood of slow requests cannot get a pod restarted.
+    for probe in ["/user-otp/health", "/otp/health", "/otp/health/ready"] {
+        assert_eq!(app.get(probe).await.status().as_u16(), 200, "{probe}");
+    }
     // The slow ones time out (503 too) and free their permits.
     for stream in &mut slow {
         let mut answer = Vec::new();

@@ -321,3 +321,75 @@ async fn an_error_every_event_meets_is_an_outage_retried_not_poison_dead_lettere
     stack.assert_still_serving(&worker, b"pb:9860000000").await;
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_locale_in_msg_id_is_validated_like_otp_locale() {
+    let stack = Stack::start(&[]).await;
+    let worker = stack.spawn_worker();
+    // A 1 MB locale after `|` in RequestInfo.msgId would make an SMS event too large to write.
+    let body = json!({"RequestInfo": {"msgId": format!("1|{}", "a".repeat(1_000_000))},
+        "otp": {"mobileNumber": "9870000077", "tenantId": "pb", "type": "register"}})
+    .to_string()
+    .into_bytes();
+    stack
+        .produce_exact(
+            Some(b"pb:9870000077"),
+            Some(&body),
+            &[("x-request-id", b"big-locale")],
+            None,
+        )
+        .await;
+    let dead = stack.dead_letter_for("big-locale").await;
+    assert_eq!(
+        header(&dead, "x-dead-letter-detail").as_deref(),
+        Some("OTP.LOCALE_INVALID")
+    );
+    let answer = stack
+        .app
+        .send(&json!({"RequestInfo": {"msgId": "1|\u{1b}[31m\nFORGED"},
+            "otp": {"mobileNumber": "9870000078", "tenantId": "pb"}}))
+        .await;
+    assert_eq!(answer.status().as_u16(), 400);
+    stack.assert_still_serving(&worker, b"pb:9870000077").await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn egov_user_refusing_every_search_is_an_outage_not_dead_letters() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let stack = Stack::start(&[("USER_OTP_USER_TIMEOUT_MS", "500")]).await;
+    // An authorization proxy (or a wrong URL) answers every search the same way.
+    stack.users.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&stack.users)
+        .await;
+    let worker = stack.spawn_worker();
+    for i in 0..5 {
+        stack
+            .produce_request(
+                &format!("98710000{i:02}"),
+                "register",
+                &format!("forbidden-{i}"),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        event_count(&stack.topics.dead_letter).await,
+        0,
+        "nothing dead-lettered"
+    );
+    stack.users.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/user/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
+        .mount(&stack.users)
+        .await;
+    for i in 0..5 {
+        assert_eq!(stack.final_outcome(&format!("forbidden-{i}")).await, "sent");
+    }
+    assert_eq!(event_count(&stack.topics.dead_letter).await, 0);
+    worker.stop().await;
+}

@@ -143,3 +143,29 @@ async fn a_pending_requests_id_with_another_number_never_gets_the_victims_code()
     assert_eq!(victims, 0, "nothing was sent to the victim's number");
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_recorded_before_fingerprints_existed_is_not_served_again() {
+    let stack = Stack::start(&[]).await;
+    // As migration 0002 leaves a row recorded by the previous version: renamed, no fingerprint.
+    stack
+        .db
+        .batch_execute(
+            "INSERT INTO otp_request_outcome (request_id, fingerprint, tenant_id, otp_type, outcome, \
+             source_topic, source_partition, source_offset) \
+             VALUES ('caller:before-upgrade', '\\x', 'pb', 'register', 'sent', 't', 0, 0)",
+        )
+        .await
+        .expect("legacy row");
+    let worker = stack.spawn_worker();
+    stack
+        .produce_request("9833000001", "register", "before-upgrade")
+        .await;
+    stack.assert_still_serving(&worker, b"pb:9833000001").await;
+    assert_eq!(
+        event_count(&stack.topics.sms).await,
+        2,
+        "only the two of the check"
+    );
+    worker.stop().await;
+}

@@ -103,7 +103,11 @@ impl RawOtpRequest {
             mobile_number: self.mobile_number.as_deref(),
             otp_type: self.otp_type.as_deref(),
             user_type: self.user_type.as_deref(),
-            locale: self.locale.as_deref(),
+            // The locale the SMS will carry: `otp.locale`, else the one in `RequestInfo.msgId`.
+            locale: self
+                .locale
+                .as_deref()
+                .or_else(|| msg_id_locale(self.request_info.as_ref())),
             country_code: self.country_code.as_deref(),
         });
         let otp_type = OtpType::parse(self.otp_type.as_deref());
@@ -146,18 +150,21 @@ impl OtpRequest {
     /// The message language: `otp.locale`, else the part of `RequestInfo.msgId` after `|`,
     /// else `en_IN`.
     pub fn locale(&self) -> &str {
-        if let Some(locale) = self.locale.as_deref() {
-            return locale;
-        }
-        self.request_info
-            .as_ref()
-            .and_then(|info| info.get("msgId"))
-            .and_then(Value::as_str)
-            .and_then(|msg_id| msg_id.split_once('|'))
-            .map(|(_, locale)| locale.trim())
-            .filter(|locale| !locale.is_empty())
+        self.locale
+            .as_deref()
+            .or_else(|| msg_id_locale(self.request_info.as_ref()))
             .unwrap_or(DEFAULT_LOCALE)
     }
+}
+
+/// The locale after `|` in `RequestInfo.msgId` (e.g. `20170310130900|en_IN`), when there is one.
+fn msg_id_locale(request_info: Option<&Map<String, Value>>) -> Option<&str> {
+    request_info
+        .and_then(|info| info.get("msgId"))
+        .and_then(Value::as_str)
+        .and_then(|msg_id| msg_id.split_once('|'))
+        .map(|(_, locale)| locale.trim())
+        .filter(|locale| !locale.is_empty())
 }
 
 /// The `otp` member of a body: absent (or null), or an object.
@@ -230,6 +237,26 @@ mod tests {
             .validate()
             .expect("valid");
         assert_eq!(request.locale(), "pa_IN");
+    }
+
+    #[test]
+    fn a_locale_from_msg_id_is_checked_like_otp_locale() {
+        let long = format!("1|{}", "a".repeat(300));
+        for msg_id in [long.as_str(), "1|en\u{1b}[31m", "1|x\nFORGED"] {
+            let raw = parse(json!({"RequestInfo": {"msgId": msg_id},
+                "otp": {"mobileNumber": "9876543210", "tenantId": "pb"}}))
+            .expect("parses");
+            assert_eq!(
+                raw.validate(),
+                Err(vec![ValidationRule::LocaleInvalid]),
+                "{msg_id:?}"
+            );
+        }
+        // otp.locale wins over msgId, so a good otp.locale covers a bad msgId.
+        let raw = parse(json!({"RequestInfo": {"msgId": "1|x\nFORGED"},
+            "otp": {"mobileNumber": "9876543210", "tenantId": "pb", "locale": "hi_IN"}}))
+        .expect("parses");
+        assert_eq!(raw.validate().expect("valid").locale(), "hi_IN");
     }
 
     #[test]

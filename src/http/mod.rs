@@ -71,9 +71,10 @@ impl AppState {
     }
 }
 
-/// Every route, with the legacy envelope for unknown paths, wrong methods and panics, and the
-/// request timeout and concurrency limit of `state.limits` (a request over the limit is shed at
-/// once with 503 and `Retry-After`).
+/// Every route, with the legacy envelope for unknown paths, wrong methods and panics. The API
+/// routes (`_send`, `_validate`, `_search`) have the request timeout and concurrency limit of
+/// `state.limits` (a request over the limit is shed at once with 503 and `Retry-After`); the
+/// health routes have neither, so a flood of slow requests can never make a probe fail.
 pub fn router(state: AppState) -> Router {
     // One semaphore for the whole server (axum applies a layer to each route separately; the
     // global limit shares its permits across all of them).
@@ -86,6 +87,9 @@ pub fn router(state: AppState) -> Router {
         .timeout(state.limits.request_timeout);
     Router::new()
         .route(&format!("{CONTEXT_PATH}/v1/_send"), post(send::send_otp))
+        .route("/otp/v1/_validate", post(otp_api::validate))
+        .route("/otp/v1/_search", post(otp_api::search))
+        .route_layer(limits)
         .route(&format!("{CONTEXT_PATH}/health"), get(health::liveness))
         .route(
             &format!("{CONTEXT_PATH}/health/ready"),
@@ -93,12 +97,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/otp/health", get(health::liveness))
         .route("/otp/health/ready", get(health::otp_readiness))
-        .route("/otp/v1/_validate", post(otp_api::validate))
-        .route("/otp/v1/_search", post(otp_api::search))
         .fallback(|| async { LegacyError::not_found() })
         .method_not_allowed_fallback(|| async { LegacyError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(limits)
         .with_state(state)
 }
 

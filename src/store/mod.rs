@@ -18,7 +18,9 @@ use crate::config::DatabaseSettings;
 use crate::failure::{sqlstate_kind, Classify, FailureKind};
 
 pub use codes::{CodeStatus, NewestCode};
-pub use outcomes::{ExistingOutcome, NewCode, NewOutcome, Outcome, RequestKey, SourcePosition};
+pub use outcomes::{
+    ExistingOutcome, NewCode, NewOutcome, Outcome, Recorded, RequestKey, SourcePosition,
+};
 
 /// A database failure. [`Classify::kind`] says what to do about it (by SQLSTATE class); the
 /// message names the SQLSTATE and the server's message, never the error's detail (PostgreSQL

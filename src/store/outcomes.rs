@@ -30,10 +30,12 @@ pub enum Outcome {
     /// Pending, and recovery would now send to another identity than the stored code's (or
     /// the request is now refused); closed without sending.
     Abandoned,
+    /// Its SMS event was refused by the broker; the request event went to the dead-letter topic.
+    DeadLettered,
 }
 
 impl Outcome {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::SmsPending,
         Self::Sent,
         Self::UserExists,
@@ -42,6 +44,7 @@ impl Outcome {
         Self::Stale,
         Self::Expired,
         Self::Abandoned,
+        Self::DeadLettered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Outcome {
             Self::Stale => "stale",
             Self::Expired => "expired",
             Self::Abandoned => "abandoned",
+            Self::DeadLettered => "dead_lettered",
         }
     }
 
@@ -70,6 +74,8 @@ pub type RequestKey = (String, Vec<u8>);
 /// An outcome recorded earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingOutcome {
+    /// The stored fingerprint: the request's own, or empty for a row recorded before
+    /// fingerprints existed.
     pub fingerprint: Vec<u8>,
     pub outcome: Outcome,
     pub code_id: Option<Uuid>,
@@ -81,6 +87,16 @@ pub struct ExistingOutcome {
     pub code_identity: Option<String>,
     /// True when its code's validity has passed (PostgreSQL's clock).
     pub code_expired: bool,
+}
+
+/// What the store holds about one request key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Its outcome: recorded under this key, or under its id before fingerprints existed
+    /// (then [`ExistingOutcome::fingerprint`] is empty).
+    pub outcome: Option<ExistingOutcome>,
+    /// Another request (another fingerprint) used the same request id.
+    pub reused: bool,
 }
 
 /// Where an event came from.
@@ -126,34 +142,48 @@ impl NewOutcome {
 }
 
 impl OtpStore {
-    /// Outcomes already recorded for any of `request_ids`, every fingerprint of each.
+    /// What is recorded for each of `keys` (see `sql/existing_outcomes.sql`): keys with neither
+    /// an outcome nor another request under their id are left out.
     ///
     /// # Errors
     /// [`StoreError`], or [`StoreError::Corrupt`] for an outcome this version does not know.
     pub async fn existing_outcomes(
         &self,
-        request_ids: &[String],
-    ) -> Result<HashMap<String, Vec<ExistingOutcome>>, StoreError> {
+        keys: &[RequestKey],
+    ) -> Result<HashMap<RequestKey, Recorded>, StoreError> {
+        let (ids, fingerprints): (Vec<&str>, Vec<&[u8]>) = keys
+            .iter()
+            .map(|(id, fingerprint)| (id.as_str(), fingerprint.as_slice()))
+            .unzip();
         let client = self.client().await?;
         let statement = client
             .prepare_cached(include_str!("sql/existing_outcomes.sql"))
             .await?;
-        let rows = client.query(&statement, &[&request_ids]).await?;
-        let mut found: HashMap<String, Vec<ExistingOutcome>> = HashMap::new();
+        let rows = client.query(&statement, &[&ids, &fingerprints]).await?;
+        let mut found = HashMap::with_capacity(rows.len());
         for row in rows {
-            let text: &str = row.get(2);
-            let outcome = Outcome::parse(text)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {text:?}")))?;
-            let age_ms: i64 = row.get(4);
-            found.entry(row.get(0)).or_default().push(ExistingOutcome {
-                fingerprint: row.get(1),
-                outcome,
-                code_id: row.get(3),
-                age: Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
-                worker_id: row.get(5),
-                code_identity: row.get(6),
-                code_expired: row.get::<_, Option<bool>>(7).unwrap_or(false),
-            });
+            let outcome = match row.get::<_, Option<&str>>(3) {
+                None => None,
+                Some(text) => Some(ExistingOutcome {
+                    fingerprint: row.get(2),
+                    outcome: Outcome::parse(text)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {text:?}")))?,
+                    code_id: row.get(4),
+                    age: Duration::from_millis(
+                        u64::try_from(row.get::<_, Option<i64>>(5).unwrap_or(0)).unwrap_or(0),
+                    ),
+                    worker_id: row.get(6),
+                    code_identity: row.get(7),
+                    code_expired: row.get::<_, Option<bool>>(8).unwrap_or(false),
+                }),
+            };
+            found.insert(
+                (row.get(0), row.get(1)),
+                Recorded {
+                    outcome,
+                    reused: row.get(9),
+                },
+            );
         }
         Ok(found)
     }
@@ -210,7 +240,8 @@ impl OtpStore {
         recorded.map(|_| ())
     }
 
-    /// Closes pending requests with a final `outcome` (`sent`, `expired`, `abandoned`); requests
+    /// Closes pending requests with a final `outcome` (`sent`, `expired`, `abandoned`,
+    /// `dead_lettered`); requests
     /// no longer pending are left alone.
     ///
     /// # Errors

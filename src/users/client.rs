@@ -179,9 +179,17 @@ impl UserClient {
     }
 }
 
-/// Statuses that say "not now" rather than "never": overload and server-side failures.
+/// Statuses retried rather than taken as a verdict on the request: overload and server-side
+/// failures ("not now"), a request timeout, and statuses that say the service is reached wrongly
+/// for every request (authentication, authorization, a wrong search URL or method: a
+/// configuration outage, which must never dead-letter all traffic). Only the remaining 4xx
+/// (400, 409, 422, …) refuse this one request.
 fn is_transient(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+    status.is_server_error()
+        || matches!(
+            status.as_u16(),
+            401 | 403 | 404 | 405 | 406 | 407 | 408 | 415 | 421 | 426 | 429
+        )
 }
 
 /// A reqwest error is transient unless the request itself could not be built.
@@ -240,12 +248,13 @@ mod tests {
     }
 
     #[test]
-    fn overload_and_server_errors_are_transient_other_statuses_are_not() {
-        for status in [429, 500, 502, 503, 504, 599] {
+    fn overload_server_and_configuration_errors_are_retried_request_errors_are_not() {
+        // Overload, server errors, and configuration statuses that every request would get.
+        for status in [401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 599] {
             let status = StatusCode::from_u16(status).expect("status");
             assert!(is_transient(status), "{status}");
         }
-        for status in [301, 304, 400, 401, 403, 404, 408, 409, 422] {
+        for status in [301, 304, 400, 409, 410, 413, 422] {
             let status = StatusCode::from_u16(status).expect("status");
             assert!(!is_transient(status), "{status}");
         }

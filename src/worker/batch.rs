@@ -14,10 +14,8 @@
 //! recorded in event order (so the newest code of an identity is the one from its latest request).
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::stream::{self, StreamExt};
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -25,6 +23,7 @@ use uuid::Uuid;
 use super::classify::{Request, Work};
 use super::dead_letter::{self, Reason, Verdict, SQLSTATE_HEADER};
 use super::incoming::Incoming;
+use super::lookup::LookupResult;
 use super::notify::{self, Outgoing};
 use super::record;
 use super::retrying::{until_done, until_settled};
@@ -33,19 +32,14 @@ use crate::domain::code::{self, CodeHasher, OtpCode};
 use crate::domain::decide::{decide, Decision, Refusal, SendPlan};
 use crate::domain::templates::MessageTemplates;
 use crate::domain::OtpRequest;
+use crate::failure::{Classify, FailureKind};
 use crate::kafka::{EventProducer, ProduceError};
 use crate::retry::{Cancelled, RetryPolicy};
 use crate::store::{NewCode, NewOutcome, OtpStore, Outcome, RequestKey};
 use crate::users::{UserClient, UserLookupError};
 
-/// egov-user searches in flight at once within a batch.
-const LOOKUP_CONCURRENCY: usize = 32;
-
 /// Longest one attempt of a scan of the SMS topic may take (the next attempt resumes).
 const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
-
-type LookupResult = Result<Option<crate::domain::FoundUser>, UserLookupError>;
-type LookupFuture<'a> = std::pin::Pin<Box<dyn Future<Output = LookupResult> + Send + 'a>>;
 
 /// Topic names the pipeline writes to.
 #[derive(Debug, Clone)]
@@ -141,17 +135,7 @@ impl Pipeline {
                 _ => None,
             })
             .collect();
-        // Boxed so the batch future stays `Send` (a closure over borrowed requests inside
-        // `buffered` trips the compiler's higher-ranked lifetime inference).
-        let lookup_futures: Vec<LookupFuture<'_>> = needs_user
-            .into_iter()
-            .map(|request| Box::pin(self.users.find(request, cancel)) as LookupFuture<'_>)
-            .collect();
-        let mut lookups = stream::iter(lookup_futures)
-            .buffered(LOOKUP_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter();
+        let mut lookups = self.look_up(&needs_user, cancel).await.into_iter();
         summary.step_ms[1] = ms_since(&mut clock);
 
         // `outcomes[i]` records the request of `outcome_events[i]`.
@@ -337,8 +321,9 @@ impl Pipeline {
         // of the batch (egov-notification-sms drops an SMS whose expiryTime has passed).
         let sms_expires_at = SystemTime::now() + self.sms_expiry;
         let batch_started = epoch_ms(SystemTime::now());
-        let mut outgoing: Vec<(Outgoing, Uuid)> = Vec::new();
-        for delivery in &deliveries {
+        // Each event with the index of its delivery.
+        let mut outgoing: Vec<(Outgoing, usize)> = Vec::new();
+        for (index, delivery) in deliveries.iter().enumerate() {
             let events = notify::for_delivery(
                 &delivery.request.request,
                 delivery.request.event.correlation_id(),
@@ -349,11 +334,11 @@ impl Pipeline {
                 &self.topics,
                 sms_expires_at,
             );
-            outgoing.extend(events.into_iter().map(|event| (event, delivery.code_id)));
+            outgoing.extend(events.into_iter().map(|event| (event, index)));
         }
-        let sends = outgoing
-            .iter()
-            .map(|(event, code_id)| self.deliver(event, *code_id, batch_started, cancel));
+        let sends = outgoing.iter().map(|(event, index)| {
+            self.deliver(event, deliveries[*index].code_id, batch_started, cancel)
+        });
         let dead_letter_sends = dead_letters
             .iter()
             .map(|(event, verdict)| self.dead_letter(event, verdict, cancel));
@@ -362,14 +347,51 @@ impl Pipeline {
             futures::future::join_all(dead_letter_sends),
         )
         .await;
-        for result in sent_results.into_iter().chain(dead_letter_results) {
+        for result in dead_letter_results {
             result?;
         }
-        summary.dead_lettered = dead_letters.len();
+        // An SMS the broker refuses as such (poison: too large, invalid) cannot be sent: its
+        // request is dead-lettered and closed, instead of retried forever.
+        let mut refused_sms: Vec<usize> = Vec::new();
+        for ((event, index), result) in outgoing.iter().zip(sent_results) {
+            if let Some(error) = result? {
+                if event.topic == self.topics.sms {
+                    refused_sms.push(*index);
+                } else {
+                    tracing::error!(%error, "the broker refused an email event; the SMS went");
+                }
+            }
+        }
+        refused_sms.sort_unstable();
+        refused_sms.dedup();
+        let mut rejected_keys = Vec::new();
+        for index in &refused_sms {
+            let delivery = &deliveries[*index];
+            let verdict = Verdict::new(
+                Reason::NotificationRejected,
+                "the broker refused the SMS event built for this request",
+            );
+            self.dead_letter(delivery.request.event, &verdict, cancel)
+                .await?;
+            rejected_keys.push(delivery.request.key());
+        }
+        if !rejected_keys.is_empty() {
+            until_done(&self.retry_policy, "close refused requests", cancel, || {
+                self.store
+                    .close_pending(&rejected_keys, Outcome::DeadLettered)
+            })
+            .await?;
+        }
+        summary.dead_lettered = dead_letters.len() + refused_sms.len();
         summary.step_ms[3] = ms_since(&mut clock);
 
         // Every SMS is acknowledged: record it.
-        let mut sent: Vec<RequestKey> = deliveries.iter().map(|d| d.request.key()).collect();
+        let mut sent: Vec<RequestKey> = deliveries
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| refused_sms.binary_search(index).is_err())
+            .map(|(_, d)| d.request.key())
+            .collect();
         summary.sent = sent.len();
         sent.extend(acknowledged_earlier);
         if !sent.is_empty() {
@@ -382,50 +404,56 @@ impl Pipeline {
         Ok(summary)
     }
 
-    /// Writes one SMS or email event until the broker acknowledges it. After a send that timed
-    /// out (the broker may have stored it all the same), an SMS is first looked for on the SMS
-    /// topic, as crash recovery does ([`SentScan`]): found, it is not sent again.
+    /// Writes one SMS or email event until the broker acknowledges it (`Ok(None)`) or refuses
+    /// it as poison (`Ok(Some(error))`: too large, invalid; retrying cannot help). After a send
+    /// that timed out (the broker may have stored it all the same), an SMS is first looked for on
+    /// the SMS topic, as crash recovery does ([`SentScan`]): found, it is not sent again.
     async fn deliver(
         &self,
         event: &Outgoing<'_>,
         code_id: Uuid,
         since_ms: i64,
         cancel: &CancellationToken,
-    ) -> Result<(), Cancelled> {
+    ) -> Result<Option<ProduceError>, Cancelled> {
+        let is_sms = event.topic == self.topics.sms;
         // The first attempt, on its own: the common case allocates nothing for the retries.
-        let first = event.send(&self.producer).await;
-        let maybe_written = match first {
-            Ok(()) => return Ok(()),
-            Err(ref error) => {
+        let maybe_written = match event.send(&self.producer).await {
+            Ok(()) => return Ok(None),
+            Err(error) if error.kind() == FailureKind::Poison => return Ok(Some(error)),
+            Err(error) => {
                 tracing::warn!(%error, "producing an event failed; retrying");
-                error.maybe_written() && event.topic == self.topics.sms
+                is_sms && error.maybe_written()
             }
         };
         let maybe_written = std::sync::atomic::AtomicBool::new(maybe_written);
-        // Behind a lock only so each attempt can resume the same scan.
-        let scan = tokio::sync::Mutex::new(SentScan::new(
-            &self.bootstrap_servers,
-            &self.topics.sms,
-            since_ms,
-            HashSet::from([code_id]),
-        ));
-        until_done(&self.retry_policy, "produce an event", cancel, || async {
+        let new_scan = || {
+            SentScan::new(
+                &self.bootstrap_servers,
+                &self.topics.sms,
+                since_ms,
+                HashSet::from([code_id]),
+            )
+        };
+        // Behind a lock only so each attempt can resume the same scan; a scan that reached the
+        // end without finding the SMS is replaced, so the next check reads up to the new end.
+        let scan = tokio::sync::Mutex::new(new_scan());
+        let sent = until_settled(&self.retry_policy, "produce an event", cancel, || async {
             if maybe_written.load(std::sync::atomic::Ordering::Relaxed) {
-                let found = scan.lock().await.run(SENT_SCAN_TIMEOUT).await?;
-                if found.contains(&code_id) {
+                let mut scan = scan.lock().await;
+                if scan.run(SENT_SCAN_TIMEOUT).await?.contains(&code_id) {
                     tracing::info!(%code_id, "an SMS whose send timed out was written after all");
                     return Ok(());
                 }
+                *scan = new_scan();
             }
             let sent = event.send(&self.producer).await;
-            if event.topic == self.topics.sms
-                && sent.as_ref().is_err_and(ProduceError::maybe_written)
-            {
+            if is_sms && sent.as_ref().is_err_and(ProduceError::maybe_written) {
                 maybe_written.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             sent
         })
-        .await
+        .await?;
+        Ok(sent.err())
     }
 
     /// Serves each event of `batch` as a batch of its own, after `batch` as a whole panicked

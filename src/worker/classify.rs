@@ -8,6 +8,8 @@
 //!   code's validity has passed (then closed as `expired`, never resent);
 //! - only other fingerprints recorded under the id: another request reusing the id; logged as a
 //!   collision and served as a new request with its own outcome;
+//! - a row recorded before fingerprints existed (empty fingerprint, migration 0002) counts as
+//!   this request's, so an event redelivered across the upgrade is not served twice;
 //! - nothing recorded: served, or recorded `stale` when the event is older than a code's
 //!   validity.
 //!
@@ -28,7 +30,7 @@ use super::retrying::until_done;
 use crate::domain::request_id::fingerprint;
 use crate::domain::{OtpRequest, RawOtpRequest};
 use crate::retry::Cancelled;
-use crate::store::{ExistingOutcome, Outcome, RequestKey};
+use crate::store::{Outcome, Recorded, RequestKey};
 
 /// How old another worker's pending outcome must be before it counts as abandoned: longer than
 /// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
@@ -92,15 +94,14 @@ impl Pipeline {
                 other => parsed.push(Some(other)),
             }
         }
-        let mut ids: Vec<String> = parsed
+        // Unique already: duplicates within the batch were set aside above.
+        let keys: Vec<RequestKey> = parsed
             .iter()
             .flatten()
             .flatten()
-            .map(|request| request.event.request_id.clone())
+            .map(Request::key)
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let existing = self.existing(&ids, &parsed, cancel).await?;
+        let existing = self.existing(&keys, cancel).await?;
         let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
         Ok(parsed
             .into_iter()
@@ -115,18 +116,16 @@ impl Pipeline {
 
     fn work_for<'a>(
         &self,
-        request: Request<'a>,
-        existing: &HashMap<String, Vec<ExistingOutcome>>,
+        mut request: Request<'a>,
+        existing: &HashMap<RequestKey, Recorded>,
         stale_before: i64,
     ) -> Work<'a> {
-        let recorded = existing
-            .get(&request.event.request_id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        if let Some(found) = recorded
-            .iter()
-            .find(|f| f.fingerprint == request.fingerprint)
-        {
+        let recorded = existing.get(&request.key());
+        if let Some(found) = recorded.and_then(|r| r.outcome.as_ref()) {
+            // A row recorded before fingerprints existed is this request's: keyed as stored.
+            if found.fingerprint != request.fingerprint {
+                request.fingerprint = found.fingerprint.clone();
+            }
             return match (found.outcome, found.code_id) {
                 (Outcome::SmsPending, Some(_)) if found.code_expired => Work::Expire(request),
                 (Outcome::SmsPending, Some(code_id)) => Work::Recover(
@@ -140,7 +139,7 @@ impl Pipeline {
                 _ => Work::AlreadyServed,
             };
         }
-        if !recorded.is_empty() {
+        if recorded.is_some_and(|r| r.reused) {
             tracing::warn!(
                 request_id = ?request.event.request_id,
                 partition = request.event.source.partition,
@@ -155,38 +154,30 @@ impl Pipeline {
         }
     }
 
-    /// The outcomes recorded for `ids`, after waiting out the grace of another worker's young
-    /// pending requests among `parsed`.
+    /// What is recorded for `keys`, after waiting out the grace of another worker's young
+    /// pending requests among them.
     async fn existing(
         &self,
-        ids: &[String],
-        parsed: &[Option<Result<Request<'_>, Verdict>>],
+        keys: &[RequestKey],
         cancel: &CancellationToken,
-    ) -> Result<HashMap<String, Vec<ExistingOutcome>>, Cancelled> {
-        if ids.is_empty() {
+    ) -> Result<HashMap<RequestKey, Recorded>, Cancelled> {
+        if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let read = || {
             until_done(&self.retry_policy, "read outcomes", cancel, || {
-                self.store.existing_outcomes(ids)
+                self.store.existing_outcomes(keys)
             })
         };
         let existing = read().await?;
-        let keys: HashSet<RequestKey> = parsed
-            .iter()
-            .flatten()
-            .flatten()
-            .map(Request::key)
-            .collect();
         // Our own pending requests need no wait: a partition's events go through one lane in
         // order, so an earlier copy in this process has finished (or was abandoned) first.
         let youngest = existing
-            .iter()
-            .flat_map(|(id, found)| found.iter().map(move |f| (id, f)))
-            .filter(|(id, f)| keys.contains(&((*id).clone(), f.fingerprint.clone())))
-            .filter(|(_, f)| f.outcome == Outcome::SmsPending && !f.code_expired)
-            .filter(|(_, f)| f.worker_id.as_deref() != Some(self.worker_id.as_str()))
-            .map(|(_, f)| f.age)
+            .values()
+            .filter_map(|recorded| recorded.outcome.as_ref())
+            .filter(|f| f.outcome == Outcome::SmsPending && !f.code_expired)
+            .filter(|f| f.worker_id.as_deref() != Some(self.worker_id.as_str()))
+            .map(|f| f.age)
             .min();
         let Some(age) = youngest else {
             return Ok(existing);

@@ -83,14 +83,28 @@ impl Incoming {
         self.caller_id.as_deref().unwrap_or(&self.request_id)
     }
 
-    /// Bytes this event holds in memory (key, value, headers), for the worker's in-flight bound.
+    /// Bytes this event holds in memory, for the worker's in-flight bound: key, value and
+    /// headers, and what holding them costs (each header is a `(String, Option<Vec<u8>>)` with up
+    /// to two heap allocations: 100,000 one-letter headers hold about 8 MB, not 100 KB).
     pub fn size_bytes(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len)
-            + self.payload.as_ref().map_or(0, Vec::len)
+        const ALLOCATION: usize = 16;
+        std::mem::size_of::<Self>()
+            + self.key.as_ref().map_or(0, |k| k.len() + ALLOCATION)
+            + self.payload.as_ref().map_or(0, |p| p.len() + ALLOCATION)
+            + self.request_id.len()
+            + ALLOCATION
+            + self.caller_id.as_ref().map_or(0, |c| c.len() + ALLOCATION)
+            + self.source.topic.len()
+            + ALLOCATION
             + self
                 .headers
                 .iter()
-                .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+                .map(|(name, value)| {
+                    std::mem::size_of::<Header>()
+                        + name.len()
+                        + ALLOCATION
+                        + value.as_ref().map_or(0, |v| v.len() + ALLOCATION)
+                })
                 .sum::<usize>()
     }
 }
@@ -112,4 +126,30 @@ pub fn read_headers(headers: &BorrowedHeaders) -> (Vec<Header>, usize) {
         }
     }
     (read, unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_counts_what_many_small_headers_cost() {
+        let event = Incoming {
+            source: SourcePosition {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+            },
+            key: None,
+            payload: Some(vec![0; 1_000]),
+            headers: (0..100_000).map(|_| ("a".to_owned(), None)).collect(),
+            unreadable_headers: 0,
+            timestamp_ms: None,
+            request_id: "offset:t/0/0".into(),
+            caller_id: None,
+            epoch: 0,
+        };
+        // 100,000 one-byte names, but each header costs its tuple and its allocation.
+        assert!(event.size_bytes() > 100_000 * 60, "{}", event.size_bytes());
+    }
 }

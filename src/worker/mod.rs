@@ -28,6 +28,7 @@ mod dead_letter;
 mod in_flight;
 mod incoming;
 mod lanes;
+mod lookup;
 mod notify;
 mod record;
 mod retrying;
