@@ -79,12 +79,7 @@ async fn a_stuck_lane_with_a_byte_heavy_backlog_is_paused_while_other_partitions
     assert_eq!(stack.final_outcome("free-1").await, "sent");
 
     // egov-user answers again: the backlog drains, the partition resumes, everything is served.
-    stack.users.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/user/_search"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
-        .mount(&stack.users)
-        .await;
+    stack.users_know_nobody().await;
     for i in 0..40 {
         assert_eq!(stack.final_outcome(&format!("heavy-{i}")).await, "sent");
     }

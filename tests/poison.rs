@@ -356,7 +356,7 @@ async fn a_locale_in_msg_id_is_validated_like_otp_locale() {
 
 #[tokio::test]
 async fn egov_user_refusing_every_search_is_an_outage_not_dead_letters() {
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::method;
     use wiremock::{Mock, ResponseTemplate};
     let stack = Stack::start(&[("USER_OTP_USER_TIMEOUT_MS", "500")]).await;
     // An authorization proxy (or a wrong URL) answers every search the same way.
@@ -381,12 +381,7 @@ async fn egov_user_refusing_every_search_is_an_outage_not_dead_letters() {
         0,
         "nothing dead-lettered"
     );
-    stack.users.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/user/_search"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
-        .mount(&stack.users)
-        .await;
+    stack.users_know_nobody().await;
     for i in 0..5 {
         assert_eq!(stack.final_outcome(&format!("forbidden-{i}")).await, "sent");
     }

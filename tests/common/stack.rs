@@ -67,12 +67,7 @@ impl Stack {
         }
         let database = fresh_database().await;
         let users = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/user/_search"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
-            .with_priority(10)
-            .mount(&users)
-            .await;
+        mount_no_such_user(&users).await;
         let url = database_url(&database);
         let mut all: Vec<(&str, &str)> = vec![
             ("USER_OTP_REQUEST_TOPIC", &topics.request),
@@ -103,6 +98,12 @@ impl Stack {
             db,
             producer: test_producer(),
         }
+    }
+
+    /// egov-user forgets every answer it was given and knows no user (its state at start).
+    pub async fn users_know_nobody(&self) {
+        self.users.reset().await;
+        mount_no_such_user(&self.users).await;
     }
 
     /// egov-user knows a citizen with this user name (and mobile, email).
@@ -443,6 +444,16 @@ impl Stack {
         let status = response.status().as_u16();
         (status, response.json().await.expect("JSON answer"))
     }
+}
+
+/// Every search answers "no such user" (at a low priority, so specific mocks win).
+async fn mount_no_such_user(users: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/user/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": []})))
+        .with_priority(10)
+        .mount(users)
+        .await;
 }
 
 fn test_producer() -> FutureProducer {
