@@ -184,7 +184,9 @@ kafka_up() {
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS"
     pid=$(read_pid "$KAFKA_PID")
     # Cheap port poll first so that no tool JVM is spawned needlessly.
-    wait_until 60 "kafka: port $KAFKA_BOOTSTRAP" kafka_port_open kafka_alive ||
+    # A restart loads every partition's log first: on a slow disk with many topics that takes
+    # longer than a minute.
+    wait_until 120 "kafka: port $KAFKA_BOOTSTRAP" kafka_port_open kafka_alive ||
         kafka_fail "the broker (pid $pid) did not open $KAFKA_BOOTSTRAP"
     wait_until 60 "kafka: create topic $KAFKA_HEALTH_TOPIC" kafka_create_health_topic kafka_alive ||
         kafka_fail "the broker (pid $pid) is listening but a topic cannot be created"
