@@ -24,9 +24,7 @@ ALTER TABLE otp_request_outcome ADD PRIMARY KEY (request_id, fingerprint);
 -- 'expired': a pending request whose code validity passed before its SMS was known to be
 -- written; closed, never resent. 'abandoned': a pending request that recovery would now send to
 -- another identity than its stored code's (or that is now refused); closed, never sent.
--- 'dead_lettered': the broker refused the request's SMS event; the request event went to the
--- dead-letter topic.
 ALTER TABLE otp_request_outcome DROP CONSTRAINT otp_request_outcome_outcome_check;
 ALTER TABLE otp_request_outcome ADD CONSTRAINT otp_request_outcome_outcome_check CHECK (outcome IN
     ('sms_pending', 'sent', 'user_exists', 'unknown_user', 'no_mobile_number', 'stale',
-     'expired', 'abandoned', 'dead_lettered'));
+     'expired', 'abandoned'));

@@ -169,3 +169,23 @@ async fn a_request_recorded_before_fingerprints_existed_is_not_served_again() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn an_old_request_of_the_previous_version_does_not_swallow_later_requests_with_its_id() {
+    let stack = Stack::start(&[]).await;
+    stack
+        .db
+        .batch_execute(
+            "INSERT INTO otp_request_outcome (request_id, fingerprint, tenant_id, otp_type, outcome, \
+             source_topic, source_partition, source_offset, created_at) \
+             VALUES ('caller:1', '\\x', 'pb', 'register', 'sent', 't', 0, 0, \
+                     now() - interval '30 days')",
+        )
+        .await
+        .expect("legacy row");
+    let worker = stack.spawn_worker();
+    stack.produce_request("9834000001", "register", "1").await;
+    let sms = stack.sms_for("1").await;
+    assert_eq!(payload_json(&sms)["mobileNumber"], "9834000001");
+    worker.stop().await;
+}

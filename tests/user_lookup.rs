@@ -326,15 +326,24 @@ async fn bad_request_is_rejected_after_one_request() {
 }
 
 #[tokio::test]
-async fn redirect_is_rejected_not_followed() {
+async fn a_redirect_is_not_followed_and_retried_as_a_configuration_outage() {
+    // A proxy in front of egov-user redirecting to a login page answers every search this way:
+    // never a verdict on the request (it would dead-letter all traffic), never followed.
     let server = answering(
         ResponseTemplate::new(307).insert_header("location", "http://127.0.0.1:9/elsewhere"),
     )
     .await;
-
-    let result = find(&server, &citizen_request()).await;
-    assert_eq!(result, Err(UserLookupError::Rejected { status: 307 }));
-    assert_eq!(requests_made(&server).await, 1);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let result = client_for(server.uri())
+        .find(&citizen_request(), &cancel)
+        .await;
+    assert_eq!(result, Err(UserLookupError::Cancelled));
+    assert!(requests_made(&server).await >= 2, "retried");
 }
 
 /// A 2xx answer of the wrong shape: a `MalformedAnswer` after one request, never `Ok(None)`.

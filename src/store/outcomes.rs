@@ -30,12 +30,10 @@ pub enum Outcome {
     /// Pending, and recovery would now send to another identity than the stored code's (or
     /// the request is now refused); closed without sending.
     Abandoned,
-    /// Its SMS event was refused by the broker; the request event went to the dead-letter topic.
-    DeadLettered,
 }
 
 impl Outcome {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 8] = [
         Self::SmsPending,
         Self::Sent,
         Self::UserExists,
@@ -44,7 +42,6 @@ impl Outcome {
         Self::Stale,
         Self::Expired,
         Self::Abandoned,
-        Self::DeadLettered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,7 +54,6 @@ impl Outcome {
             Self::Stale => "stale",
             Self::Expired => "expired",
             Self::Abandoned => "abandoned",
-            Self::DeadLettered => "dead_lettered",
         }
     }
 
@@ -143,13 +139,16 @@ impl NewOutcome {
 
 impl OtpStore {
     /// What is recorded for each of `keys` (see `sql/existing_outcomes.sql`): keys with neither
-    /// an outcome nor another request under their id are left out.
+    /// an outcome nor another request under their id are left out. Rows of the previous version
+    /// (no fingerprint) count as a key's own when younger than `legacy_window` (a code's
+    /// validity).
     ///
     /// # Errors
     /// [`StoreError`], or [`StoreError::Corrupt`] for an outcome this version does not know.
     pub async fn existing_outcomes(
         &self,
         keys: &[RequestKey],
+        legacy_window: Duration,
     ) -> Result<HashMap<RequestKey, Recorded>, StoreError> {
         let (ids, fingerprints): (Vec<&str>, Vec<&[u8]>) = keys
             .iter()
@@ -159,7 +158,10 @@ impl OtpStore {
         let statement = client
             .prepare_cached(include_str!("sql/existing_outcomes.sql"))
             .await?;
-        let rows = client.query(&statement, &[&ids, &fingerprints]).await?;
+        let window = legacy_window.as_secs_f64();
+        let rows = client
+            .query(&statement, &[&ids, &fingerprints, &window])
+            .await?;
         let mut found = HashMap::with_capacity(rows.len());
         for row in rows {
             let outcome = match row.get::<_, Option<&str>>(3) {
@@ -240,8 +242,7 @@ impl OtpStore {
         recorded.map(|_| ())
     }
 
-    /// Closes pending requests with a final `outcome` (`sent`, `expired`, `abandoned`,
-    /// `dead_lettered`); requests
+    /// Closes pending requests with a final `outcome` (`sent`, `expired`, `abandoned`); requests
     /// no longer pending are left alone.
     ///
     /// # Errors

@@ -185,7 +185,9 @@ impl UserClient {
 /// configuration outage, which must never dead-letter all traffic). Only the remaining 4xx
 /// (400, 409, 422, …) refuse this one request.
 fn is_transient(status: StatusCode) -> bool {
+    // A redirect too: the search URL or a proxy in front of egov-user is wrong for everyone.
     status.is_server_error()
+        || status.is_redirection()
         || matches!(
             status.as_u16(),
             401 | 403 | 404 | 405 | 406 | 407 | 408 | 415 | 421 | 426 | 429
@@ -250,11 +252,13 @@ mod tests {
     #[test]
     fn overload_server_and_configuration_errors_are_retried_request_errors_are_not() {
         // Overload, server errors, and configuration statuses that every request would get.
-        for status in [401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 599] {
+        for status in [
+            301, 302, 401, 403, 404, 405, 408, 429, 500, 502, 503, 504, 599,
+        ] {
             let status = StatusCode::from_u16(status).expect("status");
             assert!(is_transient(status), "{status}");
         }
-        for status in [301, 304, 400, 409, 410, 413, 422] {
+        for status in [400, 409, 410, 413, 422] {
             let status = StatusCode::from_u16(status).expect("status");
             assert!(!is_transient(status), "{status}");
         }

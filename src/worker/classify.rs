@@ -8,8 +8,9 @@
 //!   code's validity has passed (then closed as `expired`, never resent);
 //! - only other fingerprints recorded under the id: another request reusing the id; logged as a
 //!   collision and served as a new request with its own outcome;
-//! - a row recorded before fingerprints existed (empty fingerprint, migration 0002) counts as
-//!   this request's, so an event redelivered across the upgrade is not served twice;
+//! - a row recorded before fingerprints existed (empty fingerprint, migration 0002) within a
+//!   code's validity counts as this request's, so an event redelivered across the upgrade is not
+//!   served twice;
 //! - nothing recorded: served, or recorded `stale` when the event is older than a code's
 //!   validity.
 //!
@@ -166,7 +167,7 @@ impl Pipeline {
         }
         let read = || {
             until_done(&self.retry_policy, "read outcomes", cancel, || {
-                self.store.existing_outcomes(keys)
+                self.store.existing_outcomes(keys, self.code_ttl)
             })
         };
         let existing = read().await?;

@@ -46,9 +46,6 @@ pub enum Reason {
     UserServiceMalformedAnswer,
     /// PostgreSQL refused this event's values (a data, integrity or limit error), alone.
     DatabaseRejected,
-    /// The broker refused the SMS event built for this request (too large, invalid); its
-    /// outcome is closed as `dead_lettered`.
-    NotificationRejected,
     /// Handling this event alone panicked (a bug); the process stayed up.
     InternalError,
 }
@@ -62,7 +59,6 @@ impl Reason {
             Self::UserServiceRejected => "user_service_rejected",
             Self::UserServiceMalformedAnswer => "user_service_malformed_answer",
             Self::DatabaseRejected => "database_rejected",
-            Self::NotificationRejected => "notification_rejected",
             Self::InternalError => "internal_error",
         }
     }
