@@ -29,6 +29,8 @@ enum Role {
     All,
     /// Apply database migrations and exit.
     Migrate,
+    /// Delete codes, outcomes and limit history older than USER_OTP_RETENTION_HOURS once, and exit.
+    Purge,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     if settings.hmac_secret.is_development() {
         tracing::warn!("development profile: using the publicly known development HMAC secret");
     }
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
             Role::Worker => roles::worker(&settings, shutdown).await,
             Role::All => roles::all(&settings, shutdown).await,
             Role::Migrate => roles::migrate(&settings).await,
+            Role::Purge => roles::purge(&settings).await,
         }
     });
     match result {

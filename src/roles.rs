@@ -1,4 +1,5 @@
-//! The process roles behind the CLI: `serve` (HTTP), `worker`, `all` (both), `migrate`.
+//! The process roles behind the CLI: `serve` (HTTP), `worker`, `all` (both), `migrate`, and
+//! the one-shot `purge`.
 //! Each takes the validated settings and a shutdown token, and returns when the token is
 //! cancelled and its work is drained. Every role but `migrate` applies pending migrations first
 //! (safe with several instances starting at once).
@@ -47,6 +48,35 @@ pub async fn all(settings: &Settings, shutdown: CancellationToken) -> anyhow::Re
         async { stop_both(worker::run(settings, store.clone(), both.clone()).await) },
     );
     served.and(worked)
+}
+
+/// Deletes every row older than the retention once (as the worker does on schedule) and exits.
+pub async fn purge(settings: &Settings) -> anyhow::Result<()> {
+    let store = migrated_store(settings).await?;
+    let retention = settings.retention;
+    let purged = store
+        .purge(retention.retention, retention.purge_batch_rows, Duration::ZERO)
+        .await
+        .context("purging rows past the retention")?;
+    tracing::info!(
+        codes = purged.codes,
+        code_identities = purged.code_identities,
+        outcomes = purged.outcomes,
+        send_history = purged.send_history,
+        guess_budgets = purged.guess_budgets,
+        retention_hours = retention.retention.as_secs() / 3600,
+        "purge done"
+    );
+    println!(
+        "purged {} codes, {} code identities, {} outcomes, {} send histories, {} guess budgets older than {} h",
+        purged.codes,
+        purged.code_identities,
+        purged.outcomes,
+        purged.send_history,
+        purged.guess_budgets,
+        retention.retention.as_secs() / 3600
+    );
+    Ok(())
 }
 
 /// Applies the database migrations and exits.

@@ -35,7 +35,7 @@ async fn rows_of_the_previous_version_are_renamed_into_the_request_id_namespaces
         .migrate()
         .await
         .expect("migrate");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2, "0002 and 0003");
     let rows = db
         .query(
             "SELECT request_id, fingerprint FROM otp_request_outcome ORDER BY request_id",

@@ -3,8 +3,10 @@
 //! [`keys`] for the list). The whole configuration is validated at start-up; the first invalid
 //! value stops the process with a [`ConfigError`] naming its key.
 
+mod abuse;
 mod database;
 mod error;
+mod keyring;
 pub mod keys;
 mod secret;
 pub mod sources;
@@ -12,7 +14,9 @@ pub mod sources;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use abuse::{AbuseSettings, RetentionSettings};
 pub use database::DatabaseSettings;
+pub use keyring::PreviousKey;
 pub use error::ConfigError;
 pub use secret::HmacSecret;
 pub use sources::Sources;
@@ -97,6 +101,8 @@ pub struct OtpSettings {
     pub sms_texts: PerType<Option<String>>,
     /// DLT template ids per type, for the SMS event's `templateId`.
     pub dlt_template_ids: PerType<Option<String>>,
+    /// Whether login and passwordreset codes also go by email (DIGIT does).
+    pub email_enabled: bool,
 }
 
 /// One value per OTP request type.
@@ -129,6 +135,12 @@ pub struct Settings {
     pub hmac_secret: HmacSecret,
     /// Stored beside every hash so the secret can be rotated.
     pub hmac_key_id: String,
+    /// Keys that still validate codes made with them (never used for new codes).
+    pub hmac_previous_keys: Vec<PreviousKey>,
+    pub abuse: AbuseSettings,
+    pub retention: RetentionSettings,
+    /// Things worth a warning at start-up (a long code validity, a world-readable secret file).
+    pub warnings: Vec<String>,
 }
 
 impl Settings {
@@ -146,6 +158,27 @@ impl Settings {
             _ => return Err(read.invalid(keys::PROFILE, "expected production or development")),
         };
         let database_url = read.found(keys::DATABASE_URL)?;
+        let mut warnings = Vec::new();
+        let code_length = read.number(keys::CODE_LENGTH, MIN_CODE_LENGTH..=MAX_CODE_LENGTH)?;
+        if profile == Profile::Production && code_length < PRODUCTION_MIN_CODE_LENGTH {
+            return Err(read.invalid(
+                keys::CODE_LENGTH,
+                "codes shorter than 6 digits are refused in the production profile (NIST SP 800-63B: at least 6 digits)",
+            ));
+        }
+        let code_ttl = Duration::from_secs(read.number(keys::CODE_TTL_SECONDS, 30..=86_400)?);
+        if code_ttl > NIST_MAX_CODE_TTL {
+            warnings.push(format!(
+                "{}: codes stay valid {} s; NIST SP 800-63B §5.1.3 caps out-of-band codes at 10 minutes (600 s)",
+                read.found(keys::CODE_TTL_SECONDS)?.key,
+                code_ttl.as_secs()
+            ));
+        }
+        let hmac_key_id = read.key_id(keys::HMAC_KEY_ID)?;
+        let hmac_previous_keys = keyring::load_previous(sources, &hmac_key_id, &mut warnings)?;
+        warnings.extend(secret::file_warning(sources));
+        let abuse = read.abuse(profile)?;
+        let retention = read.retention(&abuse, code_ttl)?;
         Ok(Self {
             profile,
             http: HttpSettings {
@@ -191,8 +224,8 @@ impl Settings {
                 sms_expiry: Duration::from_millis(
                     read.number(keys::SMS_EXPIRY_MS, 100..=3_600_000)?,
                 ),
-                code_length: read.number(keys::CODE_LENGTH, MIN_CODE_LENGTH..=MAX_CODE_LENGTH)?,
-                code_ttl: Duration::from_secs(read.number(keys::CODE_TTL_SECONDS, 30..=86_400)?),
+                code_length,
+                code_ttl,
                 max_failed_attempts: read.number(keys::MAX_FAILED_ATTEMPTS, 1..=100)?,
                 sms_texts: PerType {
                     register: read.sms_text(keys::SMS_TEXT_REGISTER)?,
@@ -204,6 +237,7 @@ impl Settings {
                     login: read.optional(keys::DLT_TEMPLATE_ID_LOGIN),
                     password_reset: read.optional(keys::DLT_TEMPLATE_ID_PASSWORDRESET),
                 },
+                email_enabled: read.flag(keys::EMAIL_OTP_ENABLED)?,
             },
             database: DatabaseSettings {
                 pool_size: read.number(keys::DATABASE_POOL_SIZE, 1..=256)?,
@@ -221,10 +255,20 @@ impl Settings {
                 )?
             },
             hmac_secret: HmacSecret::load(sources, profile == Profile::Development)?,
-            hmac_key_id: read.key_id(keys::HMAC_KEY_ID)?,
+            hmac_key_id,
+            hmac_previous_keys,
+            abuse,
+            retention,
+            warnings,
         })
     }
 }
+
+/// Shortest code the production profile accepts (NIST SP 800-63B §5.1.3: at least 6 digits).
+pub const PRODUCTION_MIN_CODE_LENGTH: u8 = 6;
+
+/// Longest code validity without a start-up warning (NIST SP 800-63B §5.1.3: 10 minutes).
+pub const NIST_MAX_CODE_TTL: Duration = Duration::from_secs(600);
 
 /// Typed reads of single keys, each failing with the key's name.
 struct Reader<'a>(&'a Sources);

@@ -92,6 +92,25 @@ impl HmacSecret {
     }
 }
 
+/// A warning when the secret file named by `USER_OTP_HMAC_SECRET_FILE` may be read by others.
+pub fn file_warning(sources: &Sources) -> Option<String> {
+    let found = sources.get(SECRET_FILE_KEY, None)?;
+    readable_by_others(&found.value).map(|warning| format!("{SECRET_FILE_KEY}: {warning}"))
+}
+
+/// A warning when users other than the owner and group may read `path` (Kubernetes mounts
+/// secrets 0644 unless the pod sets `defaultMode`; 0440 or 0400 is right).
+pub fn readable_by_others(path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "{path} is readable by every user (mode {:o}); mount it with defaultMode 0440 or 0400",
+            mode & 0o777
+        )
+    })
+}
+
 /// Reads a secret file; one trailing newline (as editors and `echo` add) is not part of it.
 fn read_secret_file(path: &str) -> Result<Vec<u8>, ConfigError> {
     let mut bytes = std::fs::read(path)

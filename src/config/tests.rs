@@ -16,7 +16,8 @@ fn defaults_load_and_match_digit_defaults() {
     assert_eq!(settings.profile, Profile::Production);
     assert_eq!(settings.kafka.sms_topic, "egov.core.notification.sms");
     assert_eq!(settings.otp.code_length, 6);
-    assert_eq!(settings.otp.code_ttl, Duration::from_secs(900));
+    assert_eq!(settings.otp.code_ttl, Duration::from_secs(600));
+    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
     assert_eq!(settings.otp.sms_expiry, Duration::from_millis(3000));
     assert_eq!(settings.user_service.search_path, "/user/_search");
 }
@@ -154,4 +155,82 @@ fn readme_documents_every_key() {
             assert!(readme.contains(digit), "README lacks {digit}");
         }
     }
+}
+
+#[test]
+fn abuse_controls_default_to_the_documented_limits() {
+    let settings = load(&[]).expect("defaults are valid");
+    let abuse = &settings.abuse;
+    assert_eq!(abuse.send_limits.cooldown, Duration::from_secs(30));
+    assert_eq!(
+        (abuse.send_limits.per_hour, abuse.send_limits.per_day),
+        (5, 10)
+    );
+    assert_eq!(abuse.guess_budget.failures_per_hour, 10);
+    assert_eq!(abuse.client_limit_per_minute, 0);
+    assert!(abuse.allowed_country_codes.allows(Some("+91")));
+    assert!(!abuse.allowed_country_codes.allows(Some("+44")));
+    assert_eq!(
+        abuse.pumping.mode,
+        crate::domain::abuse::pumping::PumpingMode::Shadow
+    );
+    assert_eq!(settings.retention.retention, Duration::from_secs(24 * 3600));
+    assert!(settings.otp.email_enabled);
+}
+
+#[test]
+fn a_validity_above_ten_minutes_is_accepted_with_a_warning_citing_nist() {
+    let settings = load(&[("EGOV_OTP_TTL", "900")]).expect("valid");
+    assert_eq!(settings.otp.code_ttl, Duration::from_secs(900));
+    assert_eq!(settings.warnings.len(), 1);
+    assert!(settings.warnings[0].starts_with("EGOV_OTP_TTL"));
+    assert!(settings.warnings[0].contains("NIST"));
+}
+
+#[test]
+fn production_refuses_short_codes_and_unallowed_test_numbers() {
+    let short = load(&[("EGOV_OTP_LENGTH", "4")]).expect_err("short code");
+    assert_eq!(short.key, "EGOV_OTP_LENGTH");
+    let numbers = load(&[("USER_OTP_TEST_NUMBERS", "9999999999:123456")]).expect_err("test numbers");
+    assert_eq!(numbers.key, "USER_OTP_TEST_NUMBERS");
+    assert!(numbers.problem.contains("USER_OTP_ALLOW_TEST_NUMBERS"));
+    let allowed = load(&[
+        ("USER_OTP_TEST_NUMBERS", "9999999999:123456"),
+        ("USER_OTP_ALLOW_TEST_NUMBERS", "true"),
+    ])
+    .expect("allowed explicitly");
+    assert_eq!(
+        allowed.abuse.test_numbers.code_for("9999999999"),
+        Some("123456")
+    );
+    let development = load(&[
+        ("USER_OTP_PROFILE", "development"),
+        ("EGOV_OTP_LENGTH", "4"),
+        ("USER_OTP_TEST_NUMBERS", "9999999999:1234"),
+    ]);
+    assert!(development.is_ok(), "{development:?}");
+}
+
+#[test]
+fn retention_shorter_than_the_longest_limit_window_is_refused() {
+    let error = load(&[("USER_OTP_RETENTION_HOURS", "12")]).expect_err("day limit on");
+    assert_eq!(error.key, "USER_OTP_RETENTION_HOURS");
+    let ok = load(&[
+        ("USER_OTP_RETENTION_HOURS", "1"),
+        ("USER_OTP_SEND_LIMIT_PER_DAY", "0"),
+    ]);
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn country_codes_and_pumping_modes_are_checked() {
+    let bad = load(&[("USER_OTP_ALLOWED_COUNTRY_CODES", "91,india")]).expect_err("bad code");
+    assert_eq!(bad.key, "USER_OTP_ALLOWED_COUNTRY_CODES");
+    let bad = load(&[("USER_OTP_PUMPING_MODE", "on")]).expect_err("bad mode");
+    assert_eq!(bad.key, "USER_OTP_PUMPING_MODE");
+    let header = load(&[("USER_OTP_CLIENT_ADDRESS_HEADER", "X-Forwarded-For")]).expect("valid");
+    assert_eq!(
+        header.abuse.client_address_header.as_deref(),
+        Some("x-forwarded-for")
+    );
 }

@@ -3,9 +3,11 @@
 //! types, the canonical request event, the pure `decide()` rules, codes and their keyed hashes,
 //! message templates and the notification events.
 
+pub mod abuse;
 pub mod code;
 pub mod decide;
 pub mod field_limits;
+pub mod keyring;
 pub mod notification;
 pub mod otp_check;
 pub mod otp_request;

@@ -23,6 +23,8 @@ pub struct LegacyError {
     pub message: String,
     pub description: Option<String>,
     pub fields: Vec<FieldError>,
+    /// Seconds for `Retry-After` (429; 503 says 1 unless set).
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,21 @@ impl LegacyError {
             message: message.to_owned(),
             description,
             fields: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 429 when a client is over the per-client limit of `_send`; `Retry-After` in whole
+    /// seconds, rounded up.
+    pub fn too_many_requests(retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Self {
+            retry_after_secs: Some(seconds.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                Some("Too many OTP requests from this client; try again later".into()),
+            )
         }
     }
 
@@ -141,11 +158,14 @@ impl IntoResponse for LegacyError {
             },
         };
         let mut response = (self.status, Json(envelope)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
+        let retry_after = match (self.retry_after_secs, self.status) {
+            (Some(seconds), _) => HeaderValue::from(seconds),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => HeaderValue::from_static("1"),
+            (None, _) => return response,
+        };
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
         response
     }
 }

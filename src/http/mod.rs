@@ -3,6 +3,7 @@
 //! Every answer is JSON. Errors use DIGIT's legacy envelope ([`envelope`]), including unknown
 //! paths, wrong methods and panics, so a caller never sees a plain-text or empty error.
 
+mod client_limit;
 pub mod envelope;
 mod health;
 mod json_body;
@@ -25,7 +26,9 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{HttpSettings, Settings};
-use crate::domain::code::CodeHasher;
+use crate::domain::abuse::country::CountryAllowList;
+use crate::domain::abuse::guess_budget::GuessBudget;
+use crate::domain::keyring::Keyring;
 use crate::kafka::EventProducer;
 use crate::store::OtpStore;
 use envelope::LegacyError;
@@ -38,7 +41,16 @@ pub const CONTEXT_PATH: &str = "/user-otp";
 pub struct AppState {
     pub producer: EventProducer,
     pub store: OtpStore,
-    pub hasher: CodeHasher,
+    /// The current HMAC key and the previous ones that still verify codes.
+    pub keyring: Keyring,
+    /// Wrong codes per identity per rolling hour.
+    pub guess_budget: GuessBudget,
+    /// A code's validity; `_search` reports a validation only this long.
+    pub code_ttl: std::time::Duration,
+    /// Country codes `_send` accepts.
+    pub allowed_country_codes: Arc<CountryAllowList>,
+    /// The per-client limit of `_send` (off when `None`).
+    pub client_limit: Option<Arc<client_limit::ClientLimit>>,
     pub request_topic: Arc<str>,
     pub max_body_bytes: usize,
     pub max_failed_attempts: i32,
@@ -53,7 +65,15 @@ impl AppState {
         Self {
             producer,
             store,
-            hasher: CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes()),
+            keyring: Keyring::from_settings(settings),
+            guess_budget: settings.abuse.guess_budget,
+            code_ttl: settings.otp.code_ttl,
+            allowed_country_codes: Arc::new(settings.abuse.allowed_country_codes.clone()),
+            client_limit: client_limit::ClientLimit::new(
+                settings.abuse.client_limit_per_minute,
+                settings.abuse.client_address_header.clone(),
+            )
+            .map(Arc::new),
             request_topic: settings.kafka.request_topic.as_str().into(),
             max_body_bytes: settings.http.max_body_bytes,
             max_failed_attempts: i32::try_from(settings.otp.max_failed_attempts)

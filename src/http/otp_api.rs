@@ -4,11 +4,16 @@
 //! `_validate` checks a code against the newest code of the identity in the state tenant (a
 //! newer code retires the older ones). A code is valid until its TTL, usable once (the `UPDATE`
 //! that marks it used succeeds for exactly one of concurrent validations), and dead after the
-//! configured number of wrong attempts; the hash comparison is constant-time. Every failure gets
-//! the same answer, so a caller learns nothing about which check failed.
+//! configured number of wrong attempts; the hash comparison is constant-time. On top, the
+//! identity's guess budget (`USER_OTP_VALIDATE_FAILURES_PER_HOUR`, counted across its codes)
+//! refuses even the right code once spent. The budget is read with the code and written back as
+//! a compare-and-set in the statement that uses the code, so concurrent guesses cannot exceed
+//! it. Every failure gets the same answer, and every validation runs the same statements and one
+//! HMAC whether or not a code exists, so a caller learns nothing about which check failed or
+//! whether the number is registered.
 //!
-//! `_search` reports whether a code (by UUID) was validated, and for which identity; never the
-//! code or its hash. `_create` is deliberately absent: it handed plain codes to any caller (§9).
+//! `_search` reports whether a code (by UUID) was validated, and for which identity, within a
+//! code's validity after the validation; never the code or its hash. `_create` is deliberately absent: it handed plain codes to any caller (§9).
 
 use axum::extract::State;
 use axum::Json;
@@ -20,7 +25,8 @@ use super::json_body::JsonBody;
 use super::AppState;
 use crate::domain::otp_check::{parse_search, parse_validate, validation_unsuccessful};
 use crate::failure::{Classify, FailureKind};
-use crate::store::StoreError;
+use crate::domain::abuse::guess_budget::Attempt;
+use crate::store::{Settlement, StoreError};
 use crate::telemetry::Masked;
 
 /// `{"responseInfo":null,"otp":{…}|null}`.
@@ -44,6 +50,11 @@ pub struct OtpView {
     is_validation_successful: bool,
 }
 
+/// Most compare-and-set rounds one validation tries when other validations of the same identity
+/// keep changing its guess budget (only under a concurrent flood on one identity); then it fails
+/// with the usual answer.
+const MAX_SETTLE_ROUNDS: usize = 8;
+
 pub async fn validate(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
@@ -57,48 +68,93 @@ pub async fn validate(
             vec![validation_unsuccessful()],
         )
     };
+    for _ in 0..MAX_SETTLE_ROUNDS {
+        let attempt = attempt(&state, &request).await.map_err(unavailable)?;
+        let Some((code_id, verdict, consumed)) = attempt else {
+            continue;
+        };
+        match verdict {
+            Attempt::Right if consumed => {
+                tracing::info!(%code_id, identity = %Masked(&request.identity), "OTP validated");
+                return Ok(Json(OtpResponse {
+                    response_info: None,
+                    otp: Some(OtpView {
+                        otp: Some(request.otp),
+                        uuid: code_id,
+                        identity: request.identity,
+                        tenant_id: request.tenant_id,
+                        is_validation_successful: true,
+                    }),
+                }));
+            }
+            Attempt::Right => {
+                tracing::info!(%code_id, "OTP validation: code used concurrently");
+            }
+            Attempt::Wrong => {
+                tracing::info!(identity = %Masked(&request.identity), "OTP validation: wrong code or no live code");
+            }
+            Attempt::Refused => {
+                tracing::warn!(identity = %Masked(&request.identity), "OTP validation refused: the identity's guess budget is spent");
+            }
+        }
+        return Err(unsuccessful());
+    }
+    tracing::warn!(identity = %Masked(&request.identity), "OTP validation: guess budget contended; refused");
+    Err(unsuccessful())
+}
+
+/// One round of a validation: read, decide, apply. `None` when another validation of the
+/// identity changed its guess budget meanwhile (nothing was applied; read again).
+///
+/// Every round does the same work whether or not the identity has a code (the enumeration
+/// guard of issue 9): the same two statements, and one HMAC computation, against a dummy hash
+/// under the current key when there is no code (or its key is unknown).
+async fn attempt(
+    state: &AppState,
+    request: &crate::domain::otp_check::ValidateRequest,
+) -> Result<Option<(Uuid, Attempt, bool)>, StoreError> {
     let store = &state.store;
     let max_attempts = state.max_failed_attempts;
-    let newest = store
-        .newest_code(request.root_tenant(), &request.identity, max_attempts)
-        .await
-        .map_err(unavailable)?;
-    let Some(code) = newest.filter(|code| code.live) else {
-        tracing::info!(identity = %Masked(&request.identity), "OTP validation: no live code");
-        return Err(unsuccessful());
+    let tenant = request.root_tenant();
+    let view = store
+        .validation_view(tenant, &request.identity, max_attempts)
+        .await?;
+    let (code_id, key_id, hash, live) = match &view.code {
+        Some(code) => (code.id, code.key_id.as_str(), code.hash.as_slice(), code.live),
+        None => (Uuid::nil(), "", &NO_HASH[..], false),
     };
-    if code.key_id != state.hasher.key_id() {
-        tracing::warn!(code_id = %code.id, key_id = %code.key_id, "OTP hashed with another key");
-        return Err(unsuccessful());
+    let hasher = state.keyring.for_key(key_id);
+    if hasher.is_none() && view.code.is_some() {
+        tracing::warn!(%code_id, key_id, "OTP hashed with a key this process does not know");
     }
-    if !state.hasher.verify(&code.id, &request.otp, &code.hash) {
-        store
-            .record_failed_attempt(code.id)
-            .await
-            .map_err(unavailable)?;
-        tracing::info!(code_id = %code.id, identity = %Masked(&request.identity), "OTP validation: wrong code");
-        return Err(unsuccessful());
-    }
-    if !store
-        .consume_code(code.id, &request.identity, max_attempts)
-        .await
-        .map_err(unavailable)?
-    {
-        tracing::info!(code_id = %code.id, "OTP validation: code used concurrently");
-        return Err(unsuccessful());
-    }
-    tracing::info!(code_id = %code.id, identity = %Masked(&request.identity), "OTP validated");
-    Ok(Json(OtpResponse {
-        response_info: None,
-        otp: Some(OtpView {
-            otp: Some(request.otp),
-            uuid: code.id,
-            identity: request.identity,
-            tenant_id: request.tenant_id,
-            is_validation_successful: true,
-        }),
-    }))
+    let matches = hasher
+        .unwrap_or(state.keyring.current())
+        .verify(&code_id, &request.otp, hash)
+        && hasher.is_some()
+        && live;
+    let (verdict, failures) = state.guess_budget.judge(&view.failures, view.now, matches);
+    let settled = store
+        .settle_validation(
+            &Settlement {
+                code_id,
+                verdict,
+                identity: &request.identity,
+                tenant_id: tenant,
+                budget_identity: &view.budget_identity,
+                failures,
+                expected_version: view.version,
+            },
+            max_attempts,
+        )
+        .await?;
+    Ok(settled
+        .applied
+        .then_some((code_id, verdict, settled.consumed)))
 }
+
+/// The stand-in hash of an identity without a code: no HMAC output equals it with any
+/// meaningful probability, and verifying against it costs what a real one does.
+const NO_HASH: [u8; crate::domain::code::HASH_LENGTH] = [0; crate::domain::code::HASH_LENGTH];
 
 pub async fn search(
     State(state): State<AppState>,
@@ -110,7 +166,11 @@ pub async fn search(
     let found = match request.uuid {
         Some(id) => state
             .store
-            .find_code(id, crate::domain::tenant::root_tenant(&request.tenant_id))
+            .find_code(
+                id,
+                crate::domain::tenant::root_tenant(&request.tenant_id),
+                state.code_ttl,
+            )
             .await
             .map_err(unavailable)?,
         None => None,

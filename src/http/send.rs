@@ -6,7 +6,10 @@
 //! is the caller's `X-Request-Id` when it is a sensible token (a retry with the same id is then
 //! served once), else a fresh UUID; it is echoed in the response header.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::Extension;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,6 +18,7 @@ use serde::Serialize;
 use super::envelope::LegacyError;
 use super::json_body::JsonBody;
 use super::AppState;
+use crate::domain::abuse::country::NOT_ALLOWED_CODE;
 use crate::domain::request_event::{request_key, REQUEST_ID_HEADER};
 use crate::domain::request_id::sensible_caller_id;
 use crate::domain::{RawOtpRequest, RequestEvent};
@@ -30,13 +34,33 @@ struct SendResponse {
 
 pub async fn send_otp(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, LegacyError> {
+    if let Some(limit) = &state.client_limit {
+        let client = limit.client(peer.map(|Extension(ConnectInfo(peer))| peer), &headers);
+        limit.check(client).map_err(|retry_after| {
+            tracing::warn!(
+                retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                "_send refused: the client is over USER_OTP_CLIENT_LIMIT_PER_MINUTE"
+            );
+            LegacyError::too_many_requests(retry_after)
+        })?;
+    }
     let request = RawOtpRequest::from_json_bytes(&body)
         .map_err(|e| LegacyError::malformed(e.to_string()))?
         .validate()
         .map_err(|rules| LegacyError::invalid_otp_request(&rules))?;
+    if !state
+        .allowed_country_codes
+        .allows(request.country_code.as_deref())
+    {
+        return Err(LegacyError::bad_request(
+            "Invalid OTP request",
+            vec![country_not_allowed()],
+        ));
+    }
     let request_id = request_id(&headers);
     let payload = serde_json::to_vec(&RequestEvent::from_request(&request)).map_err(|e| {
         tracing::error!(error = %e, "cannot serialise a request event");
@@ -75,6 +99,15 @@ pub async fn send_otp(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(response)
+}
+
+/// The field error of a `countryCode` outside `USER_OTP_ALLOWED_COUNTRY_CODES`.
+pub fn country_not_allowed() -> crate::domain::FieldError {
+    crate::domain::FieldError {
+        code: NOT_ALLOWED_CODE.to_owned(),
+        message: "OTPs are not sent to this country".to_owned(),
+        field: "otp.countryCode".to_owned(),
+    }
 }
 
 /// The caller's `X-Request-Id` if it is 1–128 visible ASCII characters, else a new UUID.

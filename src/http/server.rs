@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -46,7 +46,7 @@ pub async fn serve(
         .header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -59,7 +59,12 @@ pub async fn serve(
         };
         let service = TowerToHyperService::new(
             app.clone()
-                .map_request(|request: Request<Incoming>| request.map(Body::new)),
+                .map_request(move |request: Request<Incoming>| {
+                    let mut request = request.map(Body::new);
+                    // The peer address, for the per-client limit (axum's ConnectInfo).
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                }),
         );
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);

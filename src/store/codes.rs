@@ -1,9 +1,17 @@
-//! The egov-otp API's side of the store: the newest code of an identity, using it once,
-//! counting wrong attempts, and finding a code by id for `_search`.
+//! The egov-otp API's side of the store: what a validation needs to decide (the newest code of
+//! an identity and the identity's guess budget, `sql/validation_lookup.sql`), applying the
+//! decision as one compare-and-set statement (`sql/settle_validation.sql`), and finding a code
+//! by id for `_search`.
+//!
+//! Both validation statements run for every `_validate`, whether or not the identity has a
+//! code, so neither their number nor their plans tell a registered number from an unknown one.
+
+use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
 use super::{OtpStore, StoreError};
+use crate::domain::abuse::guess_budget::Attempt;
 
 /// The newest code of an identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +21,54 @@ pub struct NewestCode {
     pub hash: Vec<u8>,
     /// Not validated, not expired, and under the failed-attempt limit.
     pub live: bool,
+}
+
+/// What a validation reads before it decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationView {
+    pub code: Option<NewestCode>,
+    /// The identity whose guess budget applies: the mobile the code was sent to, else the
+    /// identity as sent.
+    pub budget_identity: String,
+    /// Its wrong codes still on record (the store keeps about an hour of them).
+    pub failures: Vec<SystemTime>,
+    /// The budget row's version (`None`: no row yet), for the compare-and-set.
+    pub version: Option<i64>,
+    /// PostgreSQL's clock.
+    pub now: SystemTime,
+}
+
+fn verdict_text(verdict: Attempt) -> &'static str {
+    match verdict {
+        Attempt::Right => "right",
+        Attempt::Wrong => "wrong",
+        Attempt::Refused => "refused",
+    }
+}
+
+/// The decision to apply (see `sql/settle_validation.sql`).
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    /// The code's id (the nil UUID when there is none).
+    pub code_id: Uuid,
+    pub verdict: Attempt,
+    /// The identity as sent, recorded with a used code.
+    pub identity: &'a str,
+    pub tenant_id: &'a str,
+    pub budget_identity: &'a str,
+    /// The failures to store.
+    pub failures: Vec<SystemTime>,
+    /// The version read ([`ValidationView::version`]).
+    pub expected_version: Option<i64>,
+}
+
+/// What applying a decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// False when another validation changed the budget since it was read: nothing applied.
+    pub applied: bool,
+    /// The code was used by this call.
+    pub consumed: bool,
 }
 
 /// What `_search` may tell about a code (never the code or its hash).
@@ -25,64 +81,94 @@ pub struct CodeStatus {
 }
 
 impl OtpStore {
-    pub async fn newest_code(
+    /// Reads what a validation of `identity` in root tenant `tenant_id` needs.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn validation_view(
         &self,
         tenant_id: &str,
         identity: &str,
         max_failed_attempts: i32,
-    ) -> Result<Option<NewestCode>, StoreError> {
+    ) -> Result<ValidationView, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(include_str!("sql/newest_code.sql"))
+            .prepare_cached(include_str!("sql/validation_lookup.sql"))
             .await?;
         let row = client
-            .query_opt(&statement, &[&tenant_id, &identity, &max_failed_attempts])
+            .query_one(&statement, &[&tenant_id, &identity, &max_failed_attempts])
             .await?;
-        Ok(row.map(|row| NewestCode {
-            id: row.get(0),
-            key_id: row.get(1),
-            hash: row.get(2),
-            live: row.get(3),
-        }))
+        let code = match row.get::<_, Option<Uuid>>(0) {
+            Some(id) => Some(NewestCode {
+                id,
+                key_id: row.get(1),
+                hash: row.get(2),
+                live: row.get(3),
+            }),
+            None => None,
+        };
+        Ok(ValidationView {
+            code,
+            budget_identity: row.get(4),
+            failures: row.get::<_, Option<Vec<SystemTime>>>(5).unwrap_or_default(),
+            version: row.get(6),
+            now: row.get(7),
+        })
     }
 
-    /// Marks a live code used by `identity`; false when it was no longer live (used by a
-    /// concurrent validation, expired, or dead).
-    pub async fn consume_code(
+    /// Applies a validation's decision (see [`Settlement`]).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn settle_validation(
         &self,
-        id: Uuid,
-        identity: &str,
+        settlement: &Settlement<'_>,
         max_failed_attempts: i32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Settled, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(include_str!("sql/consume_code.sql"))
+            .prepare_cached(include_str!("sql/settle_validation.sql"))
             .await?;
+        let s = settlement;
         let row = client
-            .query_opt(&statement, &[&id, &identity, &max_failed_attempts])
+            .query_one(
+                &statement,
+                &[
+                    &s.code_id,
+                    &verdict_text(s.verdict),
+                    &s.identity,
+                    &max_failed_attempts,
+                    &s.tenant_id,
+                    &s.budget_identity,
+                    &s.failures,
+                    &s.expected_version,
+                ],
+            )
             .await?;
-        Ok(row.is_some())
+        Ok(Settled {
+            applied: row.get(0),
+            consumed: row.get(1),
+        })
     }
 
-    pub async fn record_failed_attempt(&self, id: Uuid) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(include_str!("sql/record_failed_attempt.sql"))
-            .await?;
-        client.execute(&statement, &[&id]).await?;
-        Ok(())
-    }
-
+    /// The code `id` of root tenant `tenant_id`; validated only within `validated_for` of its
+    /// validation.
+    ///
+    /// # Errors
+    /// [`StoreError`].
     pub async fn find_code(
         &self,
         id: Uuid,
         tenant_id: &str,
+        validated_for: Duration,
     ) -> Result<Option<CodeStatus>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(include_str!("sql/find_code.sql"))
             .await?;
-        let row = client.query_opt(&statement, &[&id, &tenant_id]).await?;
+        let row = client
+            .query_opt(&statement, &[&id, &tenant_id, &validated_for.as_secs_f64()])
+            .await?;
         Ok(row.map(|row| CodeStatus {
             id: row.get(0),
             tenant_id: row.get(1),

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "request_fingerprint",
         include_str!("../../migrations/0002_request_fingerprint.sql"),
     ),
+    (
+        3,
+        "abuse_controls",
+        include_str!("../../migrations/0003_abuse_controls.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded; returns how many were applied.

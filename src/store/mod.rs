@@ -10,6 +10,7 @@
 mod codes;
 pub mod migrate;
 mod outcomes;
+mod purge;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -17,9 +18,11 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseSettings;
 use crate::failure::{sqlstate_kind, Classify, FailureKind};
 
-pub use codes::{CodeStatus, NewestCode};
+pub use purge::Purged;
+pub use codes::{CodeStatus, NewestCode, Settled, Settlement, ValidationView};
 pub use outcomes::{
-    ExistingOutcome, NewCode, NewOutcome, Outcome, Recorded, RequestKey, SourcePosition,
+    BatchRecorded, ExistingOutcome, NewCode, NewOutcome, Outcome, Recorded, RequestKey,
+    SourcePosition,
 };
 
 /// A database failure. [`Classify::kind`] says what to do about it (by SQLSTATE class); the

@@ -9,10 +9,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::collections::HashSet;
+use std::time::SystemTime;
+
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{OtpStore, StoreError};
+use crate::domain::abuse::send_limits::{SendLimits, SendRefusal};
 
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,10 +34,13 @@ pub enum Outcome {
     /// Pending, and recovery would now send to another identity than the stored code's (or
     /// the request is now refused); closed without sending.
     Abandoned,
+    /// A send limit or the pumping guard refused the code: nothing sent, the live code (if
+    /// any) untouched. The outcome's detail names the limit.
+    RateLimited,
 }
 
 impl Outcome {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::SmsPending,
         Self::Sent,
         Self::UserExists,
@@ -42,6 +49,7 @@ impl Outcome {
         Self::Stale,
         Self::Expired,
         Self::Abandoned,
+        Self::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +62,7 @@ impl Outcome {
             Self::Stale => "stale",
             Self::Expired => "expired",
             Self::Abandoned => "abandoned",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -129,6 +138,19 @@ pub struct NewOutcome {
     pub outcome: Outcome,
     pub source: SourcePosition,
     pub code: Option<NewCode>,
+    /// Why, for outcomes that need saying (`rate_limited`: which limit).
+    pub detail: Option<&'static str>,
+    /// The code is a configured test number's fixed code.
+    pub test_number: bool,
+}
+
+/// What recording a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchRecorded {
+    /// Every key this call recorded (not recorded before by anyone), rate-limited ones included.
+    pub won: Vec<RequestKey>,
+    /// The recorded keys a send limit refused (recorded `rate_limited`, no code), and why.
+    pub rate_limited: Vec<(RequestKey, SendRefusal)>,
 }
 
 impl NewOutcome {
@@ -190,9 +212,16 @@ impl OtpStore {
         Ok(found)
     }
 
-    /// Records `outcomes` (with their codes) in one statement, as worker `worker_id`; returns
-    /// the keys recorded by this call. Keys recorded before, by anyone, are left alone and not
-    /// returned.
+    /// Records `outcomes` (with their codes) as worker `worker_id`, enforcing the send
+    /// `limits` per identity (root tenant + the mobile the SMS goes to): a code over a limit is
+    /// recorded `rate_limited` without its code instead. Keys recorded before, by anyone, are
+    /// left alone and not returned.
+    ///
+    /// With every limit off this is one statement. Otherwise it is a transaction: the identities'
+    /// send-history rows are locked and read (`sql/lock_send_history.sql`), the limits are
+    /// applied in event order ([`SendLimits::check`], PostgreSQL's clock), and the outcomes,
+    /// codes and new send times are recorded by the batch statement before the locks are
+    /// released, so any number of workers agree on an identity's count.
     ///
     /// # Errors
     /// [`StoreError`]; a [`crate::failure::FailureKind::Poison`] one means PostgreSQL refused
@@ -201,9 +230,46 @@ impl OtpStore {
         &self,
         outcomes: &[NewOutcome],
         worker_id: &str,
-    ) -> Result<Vec<RequestKey>, StoreError> {
-        let client = self.client().await?;
-        record(&client, outcomes, worker_id).await
+        limits: &SendLimits,
+    ) -> Result<BatchRecorded, StoreError> {
+        let mut client = self.client().await?;
+        if limits.all_off() || outcomes.iter().all(|o| o.code.is_none()) {
+            let won = record(&client, outcomes, worker_id, 0.0).await?;
+            return Ok(BatchRecorded {
+                won,
+                rate_limited: Vec::new(),
+            });
+        }
+        let transaction = client.transaction().await?;
+        let (mut histories, now) = lock_send_history(&transaction, outcomes).await?;
+        let mut decided = outcomes.to_vec();
+        let mut refused = Vec::new();
+        for outcome in &mut decided {
+            let Some(code) = &outcome.code else {
+                continue;
+            };
+            let history = histories
+                .entry((outcome.tenant_id.clone(), code.identity.clone()))
+                .or_default();
+            match limits.check(history, now) {
+                Ok(()) => history.push(now),
+                Err(refusal) => {
+                    refused.push((outcome.key(), refusal));
+                    outcome.outcome = Outcome::RateLimited;
+                    outcome.code = None;
+                    outcome.detail = Some(refusal.as_str());
+                }
+            }
+        }
+        let keep = limits.longest_window().as_secs_f64();
+        let won = record(&transaction, &decided, worker_id, keep).await?;
+        transaction.commit().await?;
+        let recorded: HashSet<&RequestKey> = won.iter().collect();
+        refused.retain(|(key, _)| recorded.contains(key));
+        Ok(BatchRecorded {
+            won,
+            rate_limited: refused,
+        })
     }
 
     /// Records a benign outcome with a code in a transaction that is rolled back: `Ok` when the
@@ -228,6 +294,8 @@ impl OtpStore {
                 partition: 0,
                 offset: 0,
             },
+            detail: None,
+            test_number: false,
             code: Some(NewCode {
                 id,
                 identity: "0000000000".to_owned(),
@@ -237,7 +305,7 @@ impl OtpStore {
                 valid_for: Duration::from_secs(1),
             }),
         };
-        let recorded = record(&transaction, std::slice::from_ref(&canary), worker_id).await;
+        let recorded = record(&transaction, std::slice::from_ref(&canary), worker_id, 0.0).await;
         transaction.rollback().await?;
         recorded.map(|_| ())
     }
@@ -303,11 +371,45 @@ impl OtpStore {
     }
 }
 
-/// Runs `record_batch.sql` for `outcomes` on `client` (a pooled connection or a transaction).
+/// Send times per (root tenant, identity), and PostgreSQL's now().
+type Histories = HashMap<(String, String), Vec<SystemTime>>;
+
+/// Locks and reads the send history of every identity `outcomes` would send a code to
+/// (`sql/lock_send_history.sql`), inside `transaction`.
+async fn lock_send_history<C: GenericClient>(
+    transaction: &C,
+    outcomes: &[NewOutcome],
+) -> Result<(Histories, SystemTime), StoreError> {
+    let mut keys: Vec<(&str, &str)> = outcomes
+        .iter()
+        .filter_map(|o| o.code.as_ref().map(|c| (o.tenant_id.as_str(), c.identity.as_str())))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (tenants, identities): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    let statement = transaction
+        .prepare_cached(include_str!("sql/lock_send_history.sql"))
+        .await?;
+    let rows = transaction
+        .query(&statement, &[&tenants, &identities])
+        .await?;
+    let mut now = SystemTime::now();
+    let mut histories = HashMap::with_capacity(rows.len());
+    for row in rows {
+        now = row.get(3);
+        histories.insert((row.get(0), row.get(1)), row.get(2));
+    }
+    Ok((histories, now))
+}
+
+/// Runs `record_batch.sql` for `outcomes` on `client` (a pooled connection or a transaction);
+/// `keep_history_secs` above zero adds the recorded codes to their identities' send history
+/// (rows the caller locked) and drops entries older than that.
 async fn record<C: GenericClient>(
     client: &C,
     outcomes: &[NewOutcome],
     worker_id: &str,
+    keep_history_secs: f64,
 ) -> Result<Vec<RequestKey>, StoreError> {
     let c = &BatchColumns::from(outcomes);
     let statement = client
@@ -336,6 +438,9 @@ async fn record<C: GenericClient>(
                 &c.identity_tenant_id,
                 &c.identity,
                 &worker_id,
+                &keep_history_secs,
+                &c.details,
+                &c.test_numbers,
             ],
         )
         .await?;
@@ -364,6 +469,8 @@ struct BatchColumns {
     identity_code_id: Vec<Uuid>,
     identity_tenant_id: Vec<String>,
     identity: Vec<String>,
+    details: Vec<Option<&'static str>>,
+    test_numbers: Vec<bool>,
 }
 
 impl From<&[NewOutcome]> for BatchColumns {
@@ -379,6 +486,8 @@ impl From<&[NewOutcome]> for BatchColumns {
             c.topics.push(o.source.topic.clone());
             c.partitions.push(o.source.partition);
             c.offsets.push(o.source.offset);
+            c.details.push(o.detail);
+            c.test_numbers.push(o.test_number);
             if let Some(code) = &o.code {
                 c.code_id.push(code.id);
                 c.code_tenant_id.push(o.tenant_id.clone());

@@ -26,8 +26,13 @@ use super::incoming::Incoming;
 use super::lookup::LookupResult;
 use super::notify::{self, Outgoing};
 use super::record;
+use super::pumping::PumpingCheck;
 use super::retrying::{until_done, until_settled};
 use super::sent_scan::SentScan;
+use crate::domain::abuse::country::CountryAllowList;
+use crate::domain::abuse::pumping::PumpingVerdict;
+use crate::domain::abuse::send_limits::SendLimits;
+use crate::domain::abuse::test_numbers::TestNumbers;
 use crate::domain::code::{self, CodeHasher, OtpCode};
 use crate::domain::decide::{decide, Decision, Refusal, SendPlan};
 use crate::domain::templates::MessageTemplates;
@@ -67,6 +72,16 @@ pub struct Pipeline {
     pub retry_policy: RetryPolicy,
     /// This process, as recorded with its outcomes (random per start).
     pub worker_id: String,
+    /// Send limits per identity, enforced by the store when outcomes are recorded.
+    pub send_limits: SendLimits,
+    /// The SMS-pumping guard.
+    pub pumping: PumpingCheck,
+    /// Numbers with a fixed code.
+    pub test_numbers: TestNumbers,
+    /// Country codes a request may name (others are dead-lettered).
+    pub allowed_country_codes: CountryAllowList,
+    /// Whether login and passwordreset codes also go by email.
+    pub email_enabled: bool,
 }
 
 /// What a batch did, for logs and tests.
@@ -78,6 +93,8 @@ pub struct BatchSummary {
     pub dead_lettered: usize,
     pub already_served: usize,
     pub recovered: usize,
+    /// Refused by a send limit or the pumping guard (recorded `rate_limited`, nothing sent).
+    pub rate_limited: usize,
     /// Milliseconds spent in each step: classify, look up, record, notify, mark sent.
     pub step_ms: [u32; 5],
 }
@@ -91,6 +108,7 @@ impl BatchSummary {
         self.dead_lettered += other.dead_lettered;
         self.already_served += other.already_served;
         self.recovered += other.recovered;
+        self.rate_limited += other.rate_limited;
     }
 }
 
@@ -176,11 +194,26 @@ impl Pipeline {
                             outcome_events.push(request.event);
                             summary.refused += 1;
                         }
-                        Decision::Send(plan) => {
-                            let code = code::generate(self.code_length);
+                        Decision::Send(mut plan) => {
+                            if !self.email_enabled {
+                                plan.email_to = None;
+                            }
+                            let tenant = request.request.root_tenant();
+                            if self.pumping.judge(tenant, &plan.sms_to) == PumpingVerdict::Refuse
+                            {
+                                let mut refused = outcome(&request, Outcome::RateLimited, None);
+                                refused.detail = Some(PUMPING_DETAIL);
+                                outcomes.push(refused);
+                                outcome_events.push(request.event);
+                                summary.rate_limited += 1;
+                                continue;
+                            }
+                            let (code, test_number) = self.code_for(&plan.sms_to);
                             let new_code = self.new_code(&plan, &code);
                             let code_id = new_code.id;
-                            outcomes.push(outcome(&request, Outcome::SmsPending, Some(new_code)));
+                            let mut pending = outcome(&request, Outcome::SmsPending, Some(new_code));
+                            pending.test_number = test_number;
+                            outcomes.push(pending);
                             outcome_events.push(request.event);
                             deliveries.push(Delivery {
                                 request,
@@ -205,11 +238,12 @@ impl Pipeline {
                         Decision::Send(plan)
                             if pending.code_identity.as_deref() == Some(plan.sms_to.as_str()) =>
                         {
+                            let (code, _) = self.code_for(&plan.sms_to);
                             let delivery = Delivery {
                                 request,
                                 plan,
                                 code_id: pending.code_id,
-                                code: code::generate(self.code_length),
+                                code,
                             };
                             recoveries.push((delivery, pending.age));
                         }
@@ -232,6 +266,7 @@ impl Pipeline {
             &self.worker_id,
             &self.retry_policy,
             &outcomes,
+            &self.send_limits,
             cancel,
         )
         .await?;
@@ -253,13 +288,24 @@ impl Pipeline {
             .iter()
             .map(|(index, _)| outcomes[*index].key())
             .collect();
+        for (key, refusal) in &recorded.rate_limited {
+            tracing::info!(
+                request_id = ?key.0,
+                limit = refusal.as_str(),
+                retry_after_s = refusal.retry_after().as_secs(),
+                "OTP not sent: the identity is over a send limit"
+            );
+        }
+        let rate_limited: HashSet<&RequestKey> =
+            recorded.rate_limited.iter().map(|(key, _)| key).collect();
+        summary.rate_limited += rate_limited.len();
         deliveries.retain(|d| {
             let key = d.request.key();
-            let kept = won.contains(&key);
-            if !kept && !refused.contains(&key) {
+            let recorded = won.contains(&key);
+            if !recorded && !refused.contains(&key) {
                 summary.already_served += 1;
             }
-            kept
+            recorded && !rate_limited.contains(&key)
         });
 
         // Crash recovery: send again only what never reached the broker.
@@ -503,6 +549,19 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The code for an SMS to `sms_to`: a test number's fixed code (and `true`), else a fresh
+    /// one from the CSPRNG.
+    fn code_for(&self, sms_to: &str) -> (OtpCode, bool) {
+        match self
+            .test_numbers
+            .code_for(sms_to)
+            .and_then(|digits| OtpCode::from_digits(digits).ok())
+        {
+            Some(fixed) => (fixed, true),
+            None => (code::generate(self.code_length), false),
+        }
+    }
+
     fn new_code(&self, plan: &SendPlan, code: &OtpCode) -> NewCode {
         // Time-ordered (v7): new codes land at the right edge of the primary-key index instead
         // of on a random page, which keeps inserts cheap as the table grows.
@@ -545,8 +604,13 @@ fn outcome(request: &Request<'_>, outcome: Outcome, code: Option<NewCode>) -> Ne
         outcome,
         source: request.event.source.clone(),
         code,
+        detail: None,
+        test_number: false,
     }
 }
+
+/// The detail of an outcome the pumping guard refused (enforce mode).
+const PUMPING_DETAIL: &str = "pumping";
 
 fn refused(refusal: Refusal) -> Outcome {
     match refusal {

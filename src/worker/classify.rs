@@ -28,6 +28,7 @@ use super::batch::{epoch_ms, Pipeline};
 use super::dead_letter::{Reason, Verdict};
 use super::incoming::Incoming;
 use super::retrying::until_done;
+use crate::domain::abuse::country::{CountryAllowList, NOT_ALLOWED_CODE};
 use crate::domain::request_id::fingerprint;
 use crate::domain::{OtpRequest, RawOtpRequest};
 use crate::retry::Cancelled;
@@ -85,7 +86,7 @@ impl Pipeline {
         let mut parsed: Vec<Option<Result<Request<'a>, Verdict>>> =
             Vec::with_capacity(events.len());
         for event in events {
-            let request = parse(event).map(|request| Request {
+            let request = parse(event, &self.allowed_country_codes).map(|request| Request {
                 fingerprint: fingerprint(&self.hasher, &request),
                 event,
                 request,
@@ -195,8 +196,9 @@ impl Pipeline {
     }
 }
 
-/// The request in an event, or why it goes to the dead-letter topic.
-fn parse(event: &Incoming) -> Result<OtpRequest, Verdict> {
+/// The request in an event, or why it goes to the dead-letter topic (unreadable, failing a §1
+/// rule, or naming a country outside `countries`).
+fn parse(event: &Incoming, countries: &CountryAllowList) -> Result<OtpRequest, Verdict> {
     if event.unreadable_headers > 0 {
         return Err(Verdict::new(
             Reason::UnreadableHeader,
@@ -216,5 +218,12 @@ fn parse(event: &Incoming) -> Result<OtpRequest, Verdict> {
         .map_err(|rules| {
             let codes: Vec<&str> = rules.iter().map(|rule| rule.code()).collect();
             Verdict::new(Reason::InvalidRequest, codes.join(","))
+        })
+        .and_then(|request| {
+            if countries.allows(request.country_code.as_deref()) {
+                Ok(request)
+            } else {
+                Err(Verdict::new(Reason::CountryCodeNotAllowed, NOT_ALLOWED_CODE))
+            }
         })
 }

@@ -48,6 +48,8 @@ pub enum Reason {
     DatabaseRejected,
     /// Handling this event alone panicked (a bug); the process stayed up.
     InternalError,
+    /// The request names a country outside `USER_OTP_ALLOWED_COUNTRY_CODES` (SMS pumping).
+    CountryCodeNotAllowed,
 }
 
 impl Reason {
@@ -60,6 +62,7 @@ impl Reason {
             Self::UserServiceMalformedAnswer => "user_service_malformed_answer",
             Self::DatabaseRejected => "database_rejected",
             Self::InternalError => "internal_error",
+            Self::CountryCodeNotAllowed => "country_code_not_allowed",
         }
     }
 }

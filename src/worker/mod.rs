@@ -30,6 +30,8 @@ mod incoming;
 mod lanes;
 mod lookup;
 mod notify;
+mod pumping;
+mod purger;
 mod record;
 mod retrying;
 mod sent_scan;
@@ -100,6 +102,11 @@ impl Pipeline {
                 .group_instance_id
                 .clone()
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            send_limits: settings.abuse.send_limits,
+            pumping: pumping::PumpingCheck::new(settings.abuse.pumping),
+            test_numbers: settings.abuse.test_numbers.clone(),
+            allowed_country_codes: settings.abuse.allowed_country_codes.clone(),
+            email_enabled: settings.otp.email_enabled,
         })
     }
 }
@@ -214,6 +221,11 @@ pub async fn run_observed(
     totals: Arc<InFlight>,
 ) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
+    let purge = tokio::spawn(purger::run(
+        store.clone(),
+        settings.retention,
+        shutdown.clone(),
+    ));
     let pipeline = Arc::new(Pipeline::from_settings(settings, store, producer.clone())?);
     // Cancelled SHUTDOWN_GRACE after shutdown: abandons the batches in progress.
     let abandon = CancellationToken::new();
@@ -231,6 +243,7 @@ pub async fn run_observed(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     abandon.cancel();
+    purge.abort();
     producer
         .flush(Duration::from_secs(5))
         .await

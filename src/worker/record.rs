@@ -6,6 +6,10 @@
 //! the dead-letter topic; if the canary is refused too, the statement fails for every event (a
 //! systemic error) and the outcome is retried with backoff, never dead-lettered.
 //!
+//! Send limits are enforced by the store inside each statement's transaction
+//! ([`OtpStore::record_batch`]); a part of a split batch is limited like a batch of its own, in
+//! event order.
+//!
 //! Cost: a batch of `n` with one poison event takes about `2·log2(n)` extra statements; batches
 //! without poison take one.
 
@@ -15,6 +19,7 @@ use std::ops::Range;
 use tokio_util::sync::CancellationToken;
 
 use super::retrying::until_settled;
+use crate::domain::abuse::send_limits::{SendLimits, SendRefusal};
 use crate::retry::{Backoff, Cancelled, RetryPolicy};
 use crate::store::{NewOutcome, OtpStore, RequestKey, StoreError};
 
@@ -25,6 +30,8 @@ pub struct Recorded {
     pub won: HashSet<RequestKey>,
     /// Indexes (into the outcomes given) of outcomes PostgreSQL refused alone, with the error.
     pub refused: Vec<(usize, StoreError)>,
+    /// Keys a send limit refused (recorded `rate_limited`, no code), and why.
+    pub rate_limited: Vec<(RequestKey, SendRefusal)>,
 }
 
 /// Records `outcomes` (see the module documentation).
@@ -36,6 +43,7 @@ pub async fn record(
     worker_id: &str,
     policy: &RetryPolicy,
     outcomes: &[NewOutcome],
+    limits: &SendLimits,
     cancel: &CancellationToken,
 ) -> Result<Recorded, Cancelled> {
     let mut recorded = Recorded::default();
@@ -49,11 +57,14 @@ pub async fn record(
         }
         let part = &outcomes[range.clone()];
         let attempt = until_settled(policy, "record outcomes", cancel, || {
-            store.record_batch(part, worker_id)
+            store.record_batch(part, worker_id, limits)
         })
         .await?;
         match attempt {
-            Ok(ids) => recorded.won.extend(ids),
+            Ok(batch) => {
+                recorded.won.extend(batch.won);
+                recorded.rate_limited.extend(batch.rate_limited);
+            }
             Err(_) if range.len() > 1 => {
                 let middle = range.start + range.len() / 2;
                 pending.push(middle..range.end);

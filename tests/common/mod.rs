@@ -106,8 +106,18 @@ pub async fn fresh_database() -> String {
     name
 }
 
-/// Settings for a test: development profile, the test broker and database, the given extra
-/// variables.
+/// The abuse controls, off: every test that relies on one turns it on itself (tests/abuse.rs
+/// and friends), so a test about something else never trips a limit by accident.
+pub const LIMITS_OFF: &[(&str, &str)] = &[
+    ("USER_OTP_SEND_COOLDOWN_SECONDS", "0"),
+    ("USER_OTP_SEND_LIMIT_PER_HOUR", "0"),
+    ("USER_OTP_SEND_LIMIT_PER_DAY", "0"),
+    ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "0"),
+    ("USER_OTP_PUMPING_MODE", "off"),
+];
+
+/// Settings for a test: development profile, the test broker and database, the abuse controls
+/// off ([`LIMITS_OFF`]), then the given extra variables (which win).
 pub fn settings(vars: &[(&str, &str)]) -> Settings {
     let mut env: Vec<(String, String)> = vec![
         ("USER_OTP_PROFILE".into(), "development".into()),
@@ -116,6 +126,7 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
         ("USER_OTP_DATABASE_USERNAME".into(), PG_USER.into()),
         ("USER_OTP_DATABASE_PASSWORD".into(), PG_USER.into()),
     ];
+    env.extend(LIMITS_OFF.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::from_sources(&Sources::from_env(env).expect("sources")).expect("test settings")
 }

@@ -356,14 +356,17 @@ impl Stack {
                         identities: vec![mobile.into()],
                         key_id: "k1".into(),
                         hash: vec![0; 32],
-                        valid_for: Duration::from_secs(900),
+                        valid_for: Duration::from_secs(600),
                     }),
+                    detail: None,
+                    test_number: false,
                 }],
                 "a-crashed-worker",
+                &Default::default(),
             )
             .await
             .expect("record");
-        assert_eq!(recorded, [key]);
+        assert_eq!(recorded.won, [key]);
         id
     }
 

@@ -81,6 +81,12 @@ impl Stack {
             ),
             ("USER_OTP_DATABASE_USERNAME", l.pg_user.clone()),
             ("USER_OTP_DATABASE_PASSWORD", l.pg_password.clone()),
+            // The abuse controls off: the load reuses numbers far faster than any limit allows.
+            ("USER_OTP_SEND_COOLDOWN_SECONDS", "0".to_owned()),
+            ("USER_OTP_SEND_LIMIT_PER_HOUR", "0".to_owned()),
+            ("USER_OTP_SEND_LIMIT_PER_DAY", "0".to_owned()),
+            ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "0".to_owned()),
+            ("USER_OTP_PUMPING_MODE", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -4,14 +4,18 @@
 -- those, in event order (so seq orders one identity's codes as its requests came). A code belongs
 -- to the outcome that names it (code_id), so two requests of one id with different fingerprints
 -- in one batch keep their own codes. Expiry is PostgreSQL's now() plus the validity.
--- Returns the keys this call recorded.
+--
+-- Send history: when $20 (seconds of history the send limits look back) is above zero, each
+-- code recorded here is added to its identity's row of otp_send_history (which the caller
+-- locked and read in this transaction, `lock_send_history.sql`), and entries older than $20
+-- seconds are dropped. Returns the keys this call recorded.
 WITH won AS (
     INSERT INTO otp_request_outcome
         (request_id, fingerprint, tenant_id, otp_type, outcome, code_id, source_topic,
-         source_partition, source_offset, worker_id)
+         source_partition, source_offset, detail, test_number, worker_id)
     SELECT o.*, $19::text
     FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::uuid[],
-                $7::text[], $8::integer[], $9::bigint[]) AS o
+                $7::text[], $8::integer[], $9::bigint[], $21::text[], $22::boolean[]) AS o
     ON CONFLICT (request_id, fingerprint) DO NOTHING
     RETURNING request_id, fingerprint, code_id
 ),
@@ -24,12 +28,23 @@ codes AS (
          AS c (id, tenant_id, identity, key_id, code_hash, valid_for, n)
     JOIN won ON won.code_id = c.id
     ORDER BY c.n
-    RETURNING id, seq
+    RETURNING id, seq, tenant_id, identity
 ),
 identities AS (
     INSERT INTO otp_code_identity (tenant_id, identity, seq, code_id)
     SELECT i.tenant_id, i.identity, codes.seq, i.code_id
     FROM UNNEST($16::uuid[], $17::text[], $18::text[]) AS i (code_id, tenant_id, identity)
     JOIN codes ON codes.id = i.code_id
+),
+history AS (
+    UPDATE otp_send_history h
+    SET sent_at = ARRAY(SELECT t FROM unnest(h.sent_at) AS t
+                        WHERE t > now() - make_interval(secs => $20::double precision))
+                  || sends.times,
+        updated_at = now()
+    FROM (SELECT tenant_id, identity, array_agg(now()) AS times
+          FROM codes GROUP BY tenant_id, identity) AS sends
+    WHERE $20::double precision > 0
+      AND h.tenant_id = sends.tenant_id AND h.identity = sends.identity
 )
 SELECT request_id, fingerprint FROM won

@@ -1,0 +1,35 @@
+-- What _validate needs, in one row whatever exists: the newest code of the identity (older ones
+-- are retired by it; NULLs when there is none), whether it is live, the identity whose guess
+-- budget applies (the mobile the code was sent to, else the identity as sent), that budget's
+-- recent failures and version, and PostgreSQL's now(). The same statement and the same plan run
+-- whether or not a code exists, so its timing tells nothing about the identity.
+SELECT n.id, n.key_id, n.code_hash,
+       coalesce(n.validated_at IS NULL AND n.expires_at > now() AND n.failed_attempts < $3, false),
+       budget.identity, g.failed_at, g.version, now()
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT id, identity, key_id, code_hash, validated_at, expires_at, failed_attempts
+    FROM (
+        (SELECT c.id, c.seq, c.identity, c.key_id, c.code_hash, c.validated_at, c.expires_at,
+                c.failed_attempts
+         FROM otp_code c
+         WHERE c.tenant_id = $1 AND c.identity = $2
+         ORDER BY c.seq DESC
+         LIMIT 1)
+        UNION ALL
+        (SELECT c.id, c.seq, c.identity, c.key_id, c.code_hash, c.validated_at, c.expires_at,
+                c.failed_attempts
+         FROM otp_code_identity i
+         JOIN otp_code c ON c.id = i.code_id
+         WHERE i.tenant_id = $1 AND i.identity = $2
+         ORDER BY i.seq DESC
+         LIMIT 1)
+    ) AS candidates
+    ORDER BY seq DESC
+    LIMIT 1
+) AS n ON true
+CROSS JOIN LATERAL (SELECT coalesce(n.identity, $2::text) AS identity) AS budget
+LEFT JOIN LATERAL (
+    SELECT failed_at, version FROM otp_guess_budget
+    WHERE tenant_id = $1 AND identity = budget.identity
+) AS g ON true
