@@ -22,14 +22,20 @@ CREATE TABLE otp_send_history (
 );
 
 -- Wrong codes per identity (root tenant + the mobile the code was sent to) in the last hour,
--- across its codes. `version` makes each update a compare-and-set: a validation applies its
--- decision only if no other validation of the identity changed the row since it read it.
+-- across its codes, and the wrong attempts at its newest code (`code_id`, `code_failures`: the
+-- per-code limit; only the newest code of an identity is live, so one pair is enough). Every
+-- validation writes this one row and no code row unless it uses the code, so a wrong guess
+-- costs the same whether or not the identity has a code. `version` makes each update a
+-- compare-and-set: a validation applies its decision only if no other validation of the
+-- identity changed the row since it read it.
 CREATE TABLE otp_guess_budget (
-    tenant_id  text          NOT NULL,
-    identity   text          NOT NULL,
-    failed_at  timestamptz[] NOT NULL,
-    version    bigint        NOT NULL,
-    updated_at timestamptz   NOT NULL DEFAULT now(),
+    tenant_id     text          NOT NULL,
+    identity      text          NOT NULL,
+    failed_at     timestamptz[] NOT NULL,
+    code_id       uuid          NOT NULL,
+    code_failures integer       NOT NULL,
+    version       bigint        NOT NULL,
+    updated_at    timestamptz   NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, identity)
 );
 
@@ -39,3 +45,6 @@ ALTER TABLE otp_code_identity ADD COLUMN created_at timestamptz NOT NULL DEFAULT
 CREATE INDEX otp_code_created_brin ON otp_code USING brin (created_at);
 CREATE INDEX otp_request_outcome_created_brin ON otp_request_outcome USING brin (created_at);
 CREATE INDEX otp_code_identity_created_brin ON otp_code_identity USING brin (created_at);
+
+-- otp_code.failed_attempts is no longer incremented (wrong attempts are counted in
+-- otp_guess_budget); the attempts it holds from before this migration still count.

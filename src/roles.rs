@@ -55,7 +55,11 @@ pub async fn purge(settings: &Settings) -> anyhow::Result<()> {
     let store = migrated_store(settings).await?;
     let retention = settings.retention;
     let purged = store
-        .purge(retention.retention, retention.purge_batch_rows, Duration::ZERO)
+        .purge(
+            retention.retention,
+            retention.purge_batch_rows,
+            Duration::ZERO,
+        )
         .await
         .context("purging rows past the retention")?;
     tracing::info!(

@@ -89,3 +89,20 @@ fn serve_stops_gracefully_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn production_refuses_test_numbers_unless_allowed_naming_the_key() {
+    let base = [
+        ("USER_OTP_HMAC_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("USER_OTP_TEST_NUMBERS", "9999999999:123456"),
+    ];
+    let output = run(&["serve"], &base);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("USER_OTP_TEST_NUMBERS"), "{stderr}");
+    assert!(stderr.contains("USER_OTP_ALLOW_TEST_NUMBERS"), "{stderr}");
+    assert!(
+        !stderr.contains("123456"),
+        "the code is not echoed: {stderr}"
+    );
+}

@@ -111,7 +111,8 @@ pg_app_ok() {
         -c 'select 1' >/dev/null 2>&1
 }
 
-# Role (LOGIN CREATEDB, password from the env) and database, created when missing.
+# Role (LOGIN CREATEDB, password from the env) and database, created when missing; the
+# pg_stat_statements extension in template1 (the server preloads it: see pg_up).
 # The password is (re)set on every up so it always matches LOCAL_PG_PASSWORD.
 pg_ensure_role_and_db() {
     local out
@@ -121,6 +122,10 @@ SELECT format('CREATE ROLE %I', :'user')
 SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'user', :'pass') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+\connect template1
+-- Statement statistics in every database created from now on (tests/validate_timing.rs proves
+-- with them that _validate runs the same statements whether or not a code exists).
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 EOF
     ); then
         printf '%s\n' "$out" >&2
@@ -156,7 +161,7 @@ pg_up() {
     log "postgres: starting PostgreSQL $PG_VERSION on 127.0.0.1:$LOCAL_PG_PORT (log: $PG_LOG)"
     # pg_ctl -w waits (with its own -t deadline) until the server accepts connections.
     if ! pg_as_owner "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s \
-        -o "-p $LOCAL_PG_PORT -k '$PG_RUN' -c listen_addresses=127.0.0.1" 9>&-; then
+        -o "-p $LOCAL_PG_PORT -k '$PG_RUN' -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements" 9>&-; then
         pg_fail "pg_ctl start failed"
     fi
     pid=$(pg_pid) || pg_fail "pg_ctl said started but no postmaster of $PG_DATA is running"

@@ -55,9 +55,14 @@ impl Reader<'_> {
             }
             parsed
         };
-        let countries = self.optional(keys::ALLOWED_COUNTRY_CODES).unwrap_or_default();
+        let countries = self
+            .optional(keys::ALLOWED_COUNTRY_CODES)
+            .unwrap_or_default();
         let allowed_country_codes = CountryAllowList::new(
-            countries.split(',').map(str::trim).filter(|c| !c.is_empty()),
+            countries
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty()),
         )
         .map_err(|bad| {
             self.invalid(
@@ -66,12 +71,13 @@ impl Reader<'_> {
             )
         })?;
         let mode_text = self.text(keys::PUMPING_MODE)?;
-        let mode = PumpingMode::parse(&mode_text).ok_or_else(|| {
-            self.invalid(keys::PUMPING_MODE, "expected off, shadow or enforce")
-        })?;
+        let mode = PumpingMode::parse(&mode_text)
+            .ok_or_else(|| self.invalid(keys::PUMPING_MODE, "expected off, shadow or enforce"))?;
         Ok(AbuseSettings {
             send_limits: SendLimits {
-                cooldown: Duration::from_secs(self.number(keys::SEND_COOLDOWN_SECONDS, 0..=86_400)?),
+                cooldown: Duration::from_secs(
+                    self.number(keys::SEND_COOLDOWN_SECONDS, 0..=86_400)?,
+                ),
                 per_hour: self.number(keys::SEND_LIMIT_PER_HOUR, 0..=10_000)?,
                 per_day: self.number(keys::SEND_LIMIT_PER_DAY, 0..=100_000)?,
             },

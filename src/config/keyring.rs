@@ -38,12 +38,10 @@ pub fn load_previous(
     let inline = sources.get(keys::HMAC_PREVIOUS_KEYS.name, None);
     let file = sources.get(keys::HMAC_PREVIOUS_KEYS_FILE.name, None);
     let (key, entries): (&str, Vec<(String, String)>) = match (inline, file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                keys::HMAC_PREVIOUS_KEYS.name,
-                "set either USER_OTP_HMAC_PREVIOUS_KEYS or USER_OTP_HMAC_PREVIOUS_KEYS_FILE, not both",
-            ))
-        }
+        (Some(_), Some(_)) => return Err(ConfigError::new(
+            keys::HMAC_PREVIOUS_KEYS.name,
+            "set either USER_OTP_HMAC_PREVIOUS_KEYS or USER_OTP_HMAC_PREVIOUS_KEYS_FILE, not both",
+        )),
         (None, None) => return Ok(Vec::new()),
         (Some(found), None) => {
             let key = keys::HMAC_PREVIOUS_KEYS.name;
@@ -92,7 +90,9 @@ pub fn load_previous(
         if secret.len() < MIN_SECRET_BYTES {
             return Err(ConfigError::new(
                 key,
-                format!("the secret of key {key_id:?} must be at least {MIN_SECRET_BYTES} bytes long"),
+                format!(
+                    "the secret of key {key_id:?} must be at least {MIN_SECRET_BYTES} bytes long"
+                ),
             ));
         }
         previous.push(PreviousKey {
@@ -117,7 +117,9 @@ fn split_entry(
         .ok_or_else(|| {
             ConfigError::new(
                 key,
-                format!("entry {n} is not id{separator}secret (secrets may not contain ':' or ',')"),
+                format!(
+                    "entry {n} is not id{separator}secret (secrets may not contain ':' or ',')"
+                ),
             )
         })
 }
@@ -140,7 +142,10 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(keys.len(), 2);
-        assert_eq!((keys[1].key_id.as_str(), keys[1].secret.as_slice()), ("k-1", B.as_bytes()));
+        assert_eq!(
+            (keys[1].key_id.as_str(), keys[1].secret.as_slice()),
+            ("k-1", B.as_bytes())
+        );
         assert!(!format!("{keys:?}").contains(A));
     }
 

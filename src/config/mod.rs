@@ -16,8 +16,8 @@ use std::time::Duration;
 
 pub use abuse::{AbuseSettings, RetentionSettings};
 pub use database::DatabaseSettings;
-pub use keyring::PreviousKey;
 pub use error::ConfigError;
+pub use keyring::PreviousKey;
 pub use secret::HmacSecret;
 pub use sources::Sources;
 

@@ -191,7 +191,8 @@ fn a_validity_above_ten_minutes_is_accepted_with_a_warning_citing_nist() {
 fn production_refuses_short_codes_and_unallowed_test_numbers() {
     let short = load(&[("EGOV_OTP_LENGTH", "4")]).expect_err("short code");
     assert_eq!(short.key, "EGOV_OTP_LENGTH");
-    let numbers = load(&[("USER_OTP_TEST_NUMBERS", "9999999999:123456")]).expect_err("test numbers");
+    let numbers =
+        load(&[("USER_OTP_TEST_NUMBERS", "9999999999:123456")]).expect_err("test numbers");
     assert_eq!(numbers.key, "USER_OTP_TEST_NUMBERS");
     assert!(numbers.problem.contains("USER_OTP_ALLOW_TEST_NUMBERS"));
     let allowed = load(&[

@@ -86,7 +86,10 @@ mod tests {
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_str(value).expect("ascii"));
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(value).expect("ascii"),
+        );
         headers
     }
 
@@ -99,10 +102,7 @@ mod tests {
             limit.client(Some(peer), &forged),
             Some("198.51.100.9".parse().expect("ip"))
         );
-        assert_eq!(
-            limit.client(Some(peer), &HeaderMap::new()),
-            Some(peer.ip())
-        );
+        assert_eq!(limit.client(Some(peer), &HeaderMap::new()), Some(peer.ip()));
         assert_eq!(
             limit.client(Some(peer), &headers("[2001:db8::1]:443")),
             Some("2001:db8::1".parse().expect("ip"))
@@ -113,7 +113,10 @@ mod tests {
     fn without_a_header_setting_the_peer_is_the_client() {
         let limit = ClientLimit::new(5, None).expect("on");
         let peer: SocketAddr = "10.0.0.1:40000".parse().expect("addr");
-        assert_eq!(limit.client(Some(peer), &headers("1.2.3.4")), Some(peer.ip()));
+        assert_eq!(
+            limit.client(Some(peer), &headers("1.2.3.4")),
+            Some(peer.ip())
+        );
     }
 
     #[test]
@@ -125,7 +128,10 @@ mod tests {
             assert_eq!(limit.check(a), Ok(()));
         }
         let retry = limit.check(a).expect_err("over");
-        assert!(retry > Duration::ZERO && retry <= Duration::from_secs(20), "{retry:?}");
+        assert!(
+            retry > Duration::ZERO && retry <= Duration::from_secs(20),
+            "{retry:?}"
+        );
         assert_eq!(limit.check(b), Ok(()));
         assert!(ClientLimit::new(0, None).is_none());
     }

@@ -23,9 +23,9 @@ use uuid::Uuid;
 use super::envelope::LegacyError;
 use super::json_body::JsonBody;
 use super::AppState;
+use crate::domain::abuse::guess_budget::Attempt;
 use crate::domain::otp_check::{parse_search, parse_validate, validation_unsuccessful};
 use crate::failure::{Classify, FailureKind};
-use crate::domain::abuse::guess_budget::Attempt;
 use crate::store::{Settlement, StoreError};
 use crate::telemetry::Masked;
 
@@ -120,7 +120,12 @@ async fn attempt(
         .validation_view(tenant, &request.identity, max_attempts)
         .await?;
     let (code_id, key_id, hash, live) = match &view.code {
-        Some(code) => (code.id, code.key_id.as_str(), code.hash.as_slice(), code.live),
+        Some(code) => (
+            code.id,
+            code.key_id.as_str(),
+            code.hash.as_slice(),
+            code.live,
+        ),
         None => (Uuid::nil(), "", &NO_HASH[..], false),
     };
     let hasher = state.keyring.for_key(key_id);

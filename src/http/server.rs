@@ -57,15 +57,13 @@ pub async fn serve(
                 }
             },
         };
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(move |request: Request<Incoming>| {
-                    let mut request = request.map(Body::new);
-                    // The peer address, for the per-client limit (axum's ConnectInfo).
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                }),
-        );
+        let service =
+            TowerToHyperService::new(app.clone().map_request(move |request: Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                // The peer address, for the per-client limit (axum's ConnectInfo).
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            }));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -98,15 +98,12 @@ impl OtpStore {
         let row = client
             .query_one(&statement, &[&tenant_id, &identity, &max_failed_attempts])
             .await?;
-        let code = match row.get::<_, Option<Uuid>>(0) {
-            Some(id) => Some(NewestCode {
-                id,
-                key_id: row.get(1),
-                hash: row.get(2),
-                live: row.get(3),
-            }),
-            None => None,
-        };
+        let code = row.get::<_, Option<Uuid>>(0).map(|id| NewestCode {
+            id,
+            key_id: row.get(1),
+            hash: row.get(2),
+            live: row.get(3),
+        });
         Ok(ValidationView {
             code,
             budget_identity: row.get(4),

@@ -18,12 +18,12 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseSettings;
 use crate::failure::{sqlstate_kind, Classify, FailureKind};
 
-pub use purge::Purged;
 pub use codes::{CodeStatus, NewestCode, Settled, Settlement, ValidationView};
 pub use outcomes::{
     BatchRecorded, ExistingOutcome, NewCode, NewOutcome, Outcome, Recorded, RequestKey,
     SourcePosition,
 };
+pub use purge::Purged;
 
 /// A database failure. [`Classify::kind`] says what to do about it (by SQLSTATE class); the
 /// message names the SQLSTATE and the server's message, never the error's detail (PostgreSQL

@@ -382,7 +382,11 @@ async fn lock_send_history<C: GenericClient>(
 ) -> Result<(Histories, SystemTime), StoreError> {
     let mut keys: Vec<(&str, &str)> = outcomes
         .iter()
-        .filter_map(|o| o.code.as_ref().map(|c| (o.tenant_id.as_str(), c.identity.as_str())))
+        .filter_map(|o| {
+            o.code
+                .as_ref()
+                .map(|c| (o.tenant_id.as_str(), c.identity.as_str()))
+        })
         .collect();
     keys.sort_unstable();
     keys.dedup();

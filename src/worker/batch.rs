@@ -25,8 +25,8 @@ use super::dead_letter::{self, Reason, Verdict, SQLSTATE_HEADER};
 use super::incoming::Incoming;
 use super::lookup::LookupResult;
 use super::notify::{self, Outgoing};
-use super::record;
 use super::pumping::PumpingCheck;
+use super::record;
 use super::retrying::{until_done, until_settled};
 use super::sent_scan::SentScan;
 use crate::domain::abuse::country::CountryAllowList;
@@ -199,8 +199,7 @@ impl Pipeline {
                                 plan.email_to = None;
                             }
                             let tenant = request.request.root_tenant();
-                            if self.pumping.judge(tenant, &plan.sms_to) == PumpingVerdict::Refuse
-                            {
+                            if self.pumping.judge(tenant, &plan.sms_to) == PumpingVerdict::Refuse {
                                 let mut refused = outcome(&request, Outcome::RateLimited, None);
                                 refused.detail = Some(PUMPING_DETAIL);
                                 outcomes.push(refused);
@@ -211,7 +210,8 @@ impl Pipeline {
                             let (code, test_number) = self.code_for(&plan.sms_to);
                             let new_code = self.new_code(&plan, &code);
                             let code_id = new_code.id;
-                            let mut pending = outcome(&request, Outcome::SmsPending, Some(new_code));
+                            let mut pending =
+                                outcome(&request, Outcome::SmsPending, Some(new_code));
                             pending.test_number = test_number;
                             outcomes.push(pending);
                             outcome_events.push(request.event);

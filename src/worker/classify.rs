@@ -223,7 +223,10 @@ fn parse(event: &Incoming, countries: &CountryAllowList) -> Result<OtpRequest, V
             if countries.allows(request.country_code.as_deref()) {
                 Ok(request)
             } else {
-                Err(Verdict::new(Reason::CountryCodeNotAllowed, NOT_ALLOWED_CODE))
+                Err(Verdict::new(
+                    Reason::CountryCodeNotAllowed,
+                    NOT_ALLOWED_CODE,
+                ))
             }
         })
 }

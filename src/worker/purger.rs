@@ -32,7 +32,9 @@ pub async fn run(store: OtpStore, settings: RetentionSettings, shutdown: Cancell
             purged = purge => purged,
         };
         match purged {
-            Ok(purged) if purged.total() > 0 => tracing::info!(?purged, "purged rows past the retention"),
+            Ok(purged) if purged.total() > 0 => {
+                tracing::info!(?purged, "purged rows past the retention")
+            }
             Ok(_) => tracing::debug!("purge: nothing past the retention"),
             Err(error) => tracing::warn!(%error, "purge failed; trying again at the next interval"),
         }

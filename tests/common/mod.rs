@@ -126,7 +126,11 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
         ("USER_OTP_DATABASE_USERNAME".into(), PG_USER.into()),
         ("USER_OTP_DATABASE_PASSWORD".into(), PG_USER.into()),
     ];
-    env.extend(LIMITS_OFF.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.extend(
+        LIMITS_OFF
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::from_sources(&Sources::from_env(env).expect("sources")).expect("test settings")
 }

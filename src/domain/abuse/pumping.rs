@@ -93,15 +93,24 @@ mod tests {
 
     #[test]
     fn the_prefix_is_the_first_digits() {
-        assert_eq!(guard(PumpingMode::Shadow).prefix("9876543210"), Some("987654"));
+        assert_eq!(
+            guard(PumpingMode::Shadow).prefix("9876543210"),
+            Some("987654")
+        );
         assert_eq!(guard(PumpingMode::Shadow).prefix("98765"), None);
         assert_eq!(guard(PumpingMode::Shadow).prefix("ab3456789"), None);
     }
 
     #[test]
     fn shadow_sends_and_flags_enforce_refuses_off_ignores() {
-        assert_eq!(guard(PumpingMode::Shadow).verdict(true), PumpingVerdict::SendFlagged);
-        assert_eq!(guard(PumpingMode::Enforce).verdict(true), PumpingVerdict::Refuse);
+        assert_eq!(
+            guard(PumpingMode::Shadow).verdict(true),
+            PumpingVerdict::SendFlagged
+        );
+        assert_eq!(
+            guard(PumpingMode::Enforce).verdict(true),
+            PumpingVerdict::Refuse
+        );
         assert_eq!(guard(PumpingMode::Off).verdict(true), PumpingVerdict::Send);
         for mode in [PumpingMode::Off, PumpingMode::Shadow, PumpingMode::Enforce] {
             assert_eq!(guard(mode).verdict(false), PumpingVerdict::Send);

@@ -15,7 +15,11 @@ pub struct TestNumbers {
 
 impl fmt::Debug for TestNumbers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TestNumbers({} numbers, codes <redacted>)", self.codes.len())
+        write!(
+            f,
+            "TestNumbers({} numbers, codes <redacted>)",
+            self.codes.len()
+        )
     }
 }
 
@@ -27,7 +31,12 @@ impl TestNumbers {
     /// A description of the first bad entry, without its code.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut codes = HashMap::new();
-        for (n, entry) in text.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        for (n, entry) in text
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
             let Some((mobile, code)) = entry.split_once(':') else {
                 return Err(format!("entry {} is not mobile:code", n + 1));
             };
@@ -71,7 +80,12 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused_without_repeating_the_code() {
-        for bad in ["9999999999", "999:123456", "9999999999:12", "9999999999:12ab56"] {
+        for bad in [
+            "9999999999",
+            "999:123456",
+            "9999999999:12",
+            "9999999999:12ab56",
+        ] {
             let error = TestNumbers::parse(bad).expect_err(bad);
             assert!(!error.contains("123456"), "{error}");
         }

@@ -1,10 +1,14 @@
 -- What _validate needs, in one row whatever exists: the newest code of the identity (older ones
--- are retired by it; NULLs when there is none), whether it is live, the identity whose guess
--- budget applies (the mobile the code was sent to, else the identity as sent), that budget's
--- recent failures and version, and PostgreSQL's now(). The same statement and the same plan run
+-- are retired by it; NULLs when there is none), whether it is live (not used, not expired,
+-- fewer than $3 wrong attempts: those of before migration 0003 on the code row plus those the
+-- budget row counts for it), the identity whose guess budget applies (the mobile the code was
+-- sent to, else the identity as sent), that budget's recent failures and version, and
+-- PostgreSQL's now(). The same statement and the same plan run
 -- whether or not a code exists, so its timing tells nothing about the identity.
 SELECT n.id, n.key_id, n.code_hash,
-       coalesce(n.validated_at IS NULL AND n.expires_at > now() AND n.failed_attempts < $3, false),
+       coalesce(n.validated_at IS NULL AND n.expires_at > now()
+                AND n.failed_attempts
+                    + CASE WHEN g.code_id = n.id THEN g.code_failures ELSE 0 END < $3, false),
        budget.identity, g.failed_at, g.version, now()
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
@@ -30,6 +34,6 @@ LEFT JOIN LATERAL (
 ) AS n ON true
 CROSS JOIN LATERAL (SELECT coalesce(n.identity, $2::text) AS identity) AS budget
 LEFT JOIN LATERAL (
-    SELECT failed_at, version FROM otp_guess_budget
+    SELECT failed_at, version, code_id, code_failures FROM otp_guess_budget
     WHERE tenant_id = $1 AND identity = budget.identity
 ) AS g ON true

@@ -1,0 +1,116 @@
+//! The guess budget per identity across codes (issue 9): "request a new code, guess 4 times"
+//! three times keeps every code under its own cap of 5 wrong attempts, yet the identity's
+//! budget of 10 wrong codes per hour is spent, so the newest right code is refused; with the
+//! budget off the same loop ends with the code accepted, so the refusal comes from the budget.
+
+mod common;
+
+use common::stack::{code_in, validation_unsuccessful, Stack};
+use common::*;
+
+/// A code that is surely wrong: the right one with its last digit changed.
+fn wrong(code: &str) -> String {
+    let mut digits: Vec<u8> = code.bytes().collect();
+    if let Some(last) = digits.last_mut() {
+        *last = b'0' + (*last - b'0' + 1) % 10;
+    }
+    String::from_utf8(digits).expect("digits")
+}
+
+/// Three rounds of a fresh login code and four wrong guesses; returns the newest right code.
+async fn brute_force(stack: &Stack, mobile: &str) -> String {
+    let mut newest = String::new();
+    for round in 0..3 {
+        let id = format!("login-{round}");
+        stack.produce_request(mobile, "login", &id).await;
+        let sms = stack.sms_for(&id).await;
+        newest = code_in(payload_json(&sms)["message"].as_str().expect("text"));
+        for _ in 0..4 {
+            let (status, body) = stack.validate(mobile, "pb.amritsar", &wrong(&newest)).await;
+            assert_eq!((status, body), (400, validation_unsuccessful()));
+        }
+    }
+    newest
+}
+
+#[tokio::test]
+async fn a_spent_guess_budget_refuses_even_the_newest_right_code() {
+    let stack = Stack::start(&[
+        ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "10"),
+        ("USER_OTP_MAX_FAILED_ATTEMPTS", "5"),
+    ])
+    .await;
+    let mobile = "9876543220";
+    stack.known_citizen(mobile, mobile, None).await;
+    let worker = stack.spawn_worker();
+    let right = brute_force(&stack, mobile).await;
+    let (status, body) = stack.validate(mobile, "pb.amritsar", &right).await;
+    assert_eq!((status, body), (400, validation_unsuccessful()));
+    // The budget counted ten failures (the last two guesses were refused, not counted) and
+    // the code itself is still under its own cap.
+    let failures: i32 = stack
+        .db
+        .query_one(
+            "SELECT cardinality(failed_at) FROM otp_guess_budget WHERE identity = $1",
+            &[&mobile],
+        )
+        .await
+        .expect("budget")
+        .get(0);
+    assert_eq!(failures, 10);
+    let attempts: i32 = stack
+        .db
+        .query_one(
+            "SELECT code_failures FROM otp_guess_budget WHERE identity = $1",
+            &[&mobile],
+        )
+        .await
+        .expect("code")
+        .get(0);
+    assert!(attempts < 5, "{attempts}");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_budget_the_same_loop_ends_with_the_code_accepted() {
+    let stack = Stack::start(&[
+        ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "0"),
+        ("USER_OTP_MAX_FAILED_ATTEMPTS", "5"),
+    ])
+    .await;
+    let mobile = "9876543221";
+    stack.known_citizen(mobile, mobile, None).await;
+    let worker = stack.spawn_worker();
+    let right = brute_force(&stack, mobile).await;
+    let (status, body) = stack.validate(mobile, "pb.amritsar", &right).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["otp"]["isValidationSuccessful"], true);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_reset_code_bound_to_a_user_name_shares_the_mobiles_budget() {
+    let stack = Stack::start(&[("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "3")]).await;
+    let mobile = "9876543222";
+    stack.known_citizen("suresh", mobile, None).await;
+    let worker = stack.spawn_worker();
+    stack
+        .produce_request("suresh", "passwordreset", "reset")
+        .await;
+    let sms = stack.sms_for("reset").await;
+    let right = code_in(payload_json(&sms)["message"].as_str().expect("text"));
+    // Three wrong guesses, some through the user name, some through the mobile: one budget.
+    for identity in ["suresh", mobile, "suresh"] {
+        let (status, _) = stack.validate(identity, "pb", &wrong(&right)).await;
+        assert_eq!(status, 400);
+    }
+    for identity in [mobile, "suresh"] {
+        let (status, body) = stack.validate(identity, "pb", &right).await;
+        assert_eq!(
+            (status, body),
+            (400, validation_unsuccessful()),
+            "{identity}"
+        );
+    }
+    worker.stop().await;
+}
