@@ -162,6 +162,21 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_file_every_user_may_read_gets_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("user-otp-secret-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, GOOD).expect("write");
+        let name = path.to_string_lossy().to_string();
+        let vars = [(SECRET_FILE_KEY, name.as_str())];
+        for (mode, warned) in [(0o644, true), (0o440, false), (0o400, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let warning = file_warning(&sources(&vars));
+            assert_eq!(warning.is_some(), warned, "{mode:o}: {warning:?}");
+        }
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
     fn debug_never_shows_the_secret() {
         let secret = HmacSecret::load(&sources(&[(SECRET_KEY, GOOD)]), false).expect("ok");
         assert!(!format!("{secret:?}").contains(GOOD));

@@ -27,7 +27,16 @@ enum Kind {
     ValidateWrong,
 }
 
+/// `_validate` with a wrong code, for numbers with a live code and for numbers without any:
+/// interleaved one at a time, medians in ms (the enumeration guard of issue 9).
+pub struct ValidateGap {
+    pub samples: usize,
+    pub live_median_ms: f64,
+    pub none_median_ms: f64,
+}
+
 pub struct HttpRun {
+    pub gap: ValidateGap,
     pub shim: Load,
     pub trivial: Load,
     pub validate_right: Load,
@@ -56,6 +65,7 @@ pub async fn run(stack: &Stack, seconds: u64, concurrency: usize) -> anyhow::Res
     .await?;
 
     let codes = Arc::new(sms_codes(stack).await?);
+    let gap = validate_gap(&client, &base, &codes[codes.len() / 2..]).await;
     let duration = Duration::from_secs(seconds);
     let shim = hammer(&client, &base, Kind::Send, concurrency, duration, &codes).await;
     let trivial = hammer(&client, &base, Kind::Health, concurrency, duration, &codes).await;
@@ -80,12 +90,60 @@ pub async fn run(stack: &Stack, seconds: u64, concurrency: usize) -> anyhow::Res
     let serve_peak_rss_mb = serve.peak_rss_mb().unwrap_or(f64::NAN);
     serve.stop(Duration::from_secs(20))?;
     Ok(HttpRun {
+        gap,
         shim,
         trivial,
         validate_right,
         validate_wrong,
         serve_peak_rss_mb,
     })
+}
+
+/// Up to 500 pairs of wrong-code validations, one for a number of `live` (which still has its
+/// code), one for a number nobody was sent a code, alternating which goes first.
+async fn validate_gap(
+    client: &reqwest::Client,
+    base: &str,
+    live: &[(String, String)],
+) -> ValidateGap {
+    let samples = live.len().min(500);
+    let timed = |mobile: String, code: &str| {
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let request = validate(client, base, &mobile, wrong);
+        async move {
+            let started = Instant::now();
+            let answered = request.send().await;
+            if let Ok(response) = answered {
+                let _ = response.bytes().await;
+            }
+            started.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for (i, (mobile, code)) in live.iter().take(samples).enumerate() {
+        let unknown = format!("5{:09}", i);
+        if i % 2 == 0 {
+            with.push(timed(mobile.clone(), code).await);
+            without.push(timed(unknown, code).await);
+        } else {
+            without.push(timed(unknown, code).await);
+            with.push(timed(mobile.clone(), code).await);
+        }
+    }
+    ValidateGap {
+        samples,
+        live_median_ms: median(&mut with),
+        none_median_ms: median(&mut without),
+    }
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    match samples.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => samples[n / 2],
+        n => (samples[n / 2 - 1] + samples[n / 2]) / 2.0,
+    }
 }
 
 /// (mobile, code) of every SMS on the stack's SMS topic.

@@ -63,15 +63,13 @@ pub async fn worker_throughput(
     kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
     let binary = sibling_binary("user-otp")?;
     let started = Instant::now();
+    let mut env = stack.service_env(0);
+    if prefill > 0 {
+        // The purge runs through the measurement (rows past the retention are waiting).
+        env.insert("USER_OTP_PURGE_INTERVAL_SECONDS".into(), "10".into());
+    }
     let processes: Vec<Service> = (0..workers)
-        .map(|i| {
-            Service::start(
-                &format!("worker-{i}"),
-                &binary,
-                &["worker"],
-                &stack.service_env(0),
-            )
-        })
+        .map(|i| Service::start(&format!("worker-{i}"), &binary, &["worker"], &env))
         .collect::<anyhow::Result<_>>()?;
     let target = n as i64;
     wait_until(
@@ -105,8 +103,10 @@ pub async fn worker_throughput(
     })
 }
 
-/// Fills the store with `rows` expired, validated codes of other numbers (as months of
-/// traffic would), with their outcomes.
+/// Fills the store with `rows` expired, validated codes of other numbers, spread over the last
+/// 23 hours (what the purge keeps of a steady rate of `rows` per day), plus a tenth more older
+/// than the 24-hour retention, which the worker's purge (every 10 s in these runs) deletes
+/// while the measurement runs; with their outcomes.
 async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
     let rows = i64::try_from(rows)?;
     let started = Instant::now();
@@ -116,9 +116,13 @@ async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
             "INSERT INTO otp_code (id, request_id, tenant_id, identity, key_id, code_hash,
                                    created_at, expires_at, validated_at)
              SELECT gen_random_uuid(), 'prefill-' || g, 'pb', '8' || lpad(g::text, 9, '0'), 'k1',
-                    sha256(g::text::bytea), now() - interval '1 day', now() - interval '1 day',
-                    now() - interval '1 day'
-             FROM generate_series(1, $1::bigint) AS g",
+                    sha256(g::text::bytea), at, at + interval '10 minutes', at
+             FROM generate_series(1, $1::bigint + $1::bigint / 10) AS g,
+                  LATERAL (SELECT CASE WHEN g > $1::bigint
+                                       THEN now() - interval '25 hours'
+                                       ELSE now() - make_interval(secs => (g % 82800)::double precision)
+                                  END AS at) AS t
+             ORDER BY at",
             &[&rows],
         )
         .await
@@ -127,9 +131,10 @@ async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
         .db
         .batch_execute(
             "INSERT INTO otp_request_outcome (request_id, fingerprint, tenant_id, otp_type, outcome,
-                                              code_id, source_topic, source_partition, source_offset)
+                                              code_id, source_topic, source_partition, source_offset,
+                                              created_at)
                  SELECT request_id, substr(code_hash, 1, 16), tenant_id, 'register', 'sent', id,
-                        'prefill', 0, 0
+                        'prefill', 0, 0, created_at
                  FROM otp_code",
         )
         .await

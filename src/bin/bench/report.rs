@@ -92,6 +92,19 @@ impl Figures {
             "shim_vs_trivial",
             round(http.shim.rps / http.trivial.rps, 3),
         );
+        self.set("validate_gap_samples", json!(http.gap.samples));
+        self.set(
+            "validate_live_code_median_ms",
+            round(http.gap.live_median_ms, 3),
+        );
+        self.set(
+            "validate_no_code_median_ms",
+            round(http.gap.none_median_ms, 3),
+        );
+        self.set(
+            "validate_gap_ms",
+            round(http.gap.live_median_ms - http.gap.none_median_ms, 3),
+        );
         self.set("validate_rps", round(http.validate_right.rps, 0));
         self.set("validate_right_ok", json!(http.validate_right.ok));
         self.set("validate_right_failed", json!(http.validate_right.failed));
@@ -103,6 +116,12 @@ impl Figures {
     /// size (`worker_rps_1_process`).
     pub fn growth_rows(&mut self, rows: u64, rps: f64) {
         self.set(&format!("worker_rps_with_{rows}_rows"), round(rps, 0));
+        // With the purge keeping 24 h (USER_OTP_RETENTION_HOURS), a table of `rows` codes is
+        // what a steady rate of rows / 86,400 requests per second keeps.
+        self.set(
+            &format!("worker_{rows}_rows_kept_by_req_per_s"),
+            round(rows as f64 / 86_400.0, 1),
+        );
         if let Some(empty) = self
             .values
             .get("worker_rps_1_process")
