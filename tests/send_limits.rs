@@ -65,6 +65,23 @@ async fn eight_sends_in_ten_seconds_give_one_sms() {
 }
 
 #[tokio::test]
+async fn spelling_a_number_differently_buys_no_extra_sms() {
+    let stack = Stack::start(DEFAULT_LIMITS).await;
+    let worker = stack.spawn_worker();
+    let spellings = ["9876543213", "09876543213", "919876543213", "0919876543213"];
+    let ids: Vec<String> = (0..spellings.len())
+        .map(|i| format!("spelled-{i}"))
+        .collect();
+    for (mobile, id) in spellings.iter().zip(&ids) {
+        stack.produce_request(mobile, "register", id).await;
+    }
+    let outcomes = outcomes(&stack, &ids).await;
+    assert_eq!(count(&outcomes, "sent"), 1, "{outcomes:?}");
+    assert_eq!(event_count(&stack.topics.sms).await, 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn without_a_cooldown_seven_sends_give_five_sms() {
     let stack = Stack::start(&[
         ("USER_OTP_SEND_COOLDOWN_SECONDS", "0"),

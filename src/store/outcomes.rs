@@ -16,7 +16,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{OtpStore, StoreError};
-use crate::domain::abuse::send_limits::{SendLimits, SendRefusal};
+use crate::domain::abuse::send_limits::{limit_identity, SendLimits, SendRefusal};
 
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,8 +248,9 @@ impl OtpStore {
             let Some(code) = &outcome.code else {
                 continue;
             };
+            let key = limit_identity(&code.identity).to_owned();
             let history = histories
-                .entry((outcome.tenant_id.clone(), code.identity.clone()))
+                .entry((outcome.tenant_id.clone(), key))
                 .or_default();
             match limits.check(history, now) {
                 Ok(()) => history.push(now),
@@ -385,7 +386,7 @@ async fn lock_send_history<C: GenericClient>(
         .filter_map(|o| {
             o.code
                 .as_ref()
-                .map(|c| (o.tenant_id.as_str(), c.identity.as_str()))
+                .map(|c| (o.tenant_id.as_str(), limit_identity(&c.identity)))
         })
         .collect();
     keys.sort_unstable();
@@ -445,6 +446,7 @@ async fn record<C: GenericClient>(
                 &keep_history_secs,
                 &c.details,
                 &c.test_numbers,
+                &c.code_limit_identity,
             ],
         )
         .await?;
@@ -468,6 +470,8 @@ struct BatchColumns {
     code_identity: Vec<String>,
     code_key_id: Vec<String>,
     code_hash: Vec<Vec<u8>>,
+    /// The identity the send limits count the code under ([`limit_identity`]).
+    code_limit_identity: Vec<String>,
     /// Seconds.
     code_valid_for: Vec<f64>,
     identity_code_id: Vec<Uuid>,
@@ -498,6 +502,8 @@ impl From<&[NewOutcome]> for BatchColumns {
                 c.code_identity.push(code.identity.clone());
                 c.code_key_id.push(code.key_id.clone());
                 c.code_hash.push(code.hash.clone());
+                c.code_limit_identity
+                    .push(limit_identity(&code.identity).to_owned());
                 c.code_valid_for.push(code.valid_for.as_secs_f64());
                 // The SMS identity is on the code row itself; only extra ones get rows.
                 for identity in code.identities.iter().filter(|i| **i != code.identity) {

@@ -1,5 +1,5 @@
 //! The worker's side of the SMS-pumping guard ([`crate::domain::abuse::pumping`]): codes per
-//! (root tenant, number prefix) counted in this process by governor's GCRA, a burst of the
+//! (root tenant, prefix of the number as the send limits count it) counted in this process by governor's GCRA, a burst of the
 //! hourly threshold refilled evenly over the hour. The guard's verdict comes from the pure
 //! rule; this only answers "is this prefix over its threshold now".
 
@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::domain::abuse::pumping::{PumpingGuard, PumpingVerdict};
+use crate::domain::abuse::send_limits::limit_identity;
 use crate::telemetry::Masked;
 
 /// The guard with its counters.
@@ -30,7 +31,7 @@ impl PumpingCheck {
         let Some(limiter) = &self.limiter else {
             return PumpingVerdict::Send;
         };
-        let Some(prefix) = self.guard.prefix(mobile) else {
+        let Some(prefix) = self.guard.prefix(limit_identity(mobile)) else {
             return PumpingVerdict::Send;
         };
         let over = limiter.check_key(&format!("{tenant}:{prefix}")).is_err();

@@ -11,6 +11,18 @@ use std::time::{Duration, SystemTime};
 
 use super::{until_under, within, DAY, HOUR};
 
+/// The number a send limit counts under: the last 10 digits of an all-digit number longer than
+/// 10 (`09876543210`, `919876543210` and `0919876543210` reach the same Indian phone as
+/// `9876543210`, and §1 accepts 10-13 digits), else the value as it is. Where the SMS goes is not
+/// changed; only the count is shared, so spelling a number differently buys no extra SMS.
+pub fn limit_identity(mobile: &str) -> &str {
+    if mobile.len() > 10 && mobile.bytes().all(|b| b.is_ascii_digit()) {
+        &mobile[mobile.len() - 10..]
+    } else {
+        mobile
+    }
+}
+
 /// The send limits; `0` turns one off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SendLimits {
@@ -222,6 +234,15 @@ mod tests {
         let verdicts = DEFAULTS.check_in_order(&mut history, at(1), 3);
         assert!(verdicts.iter().all(Result::is_err));
         assert_eq!(history, [at(0)]);
+    }
+
+    #[test]
+    fn every_spelling_of_a_number_counts_as_one() {
+        for spelled in ["9876543210", "09876543210", "919876543210", "0919876543210"] {
+            assert_eq!(limit_identity(spelled), "9876543210", "{spelled}");
+        }
+        assert_eq!(limit_identity("ramesh"), "ramesh");
+        assert_eq!(limit_identity("98765"), "98765");
     }
 
     #[test]
