@@ -10,15 +10,16 @@ ALTER TABLE otp_request_outcome ADD CONSTRAINT otp_request_outcome_outcome_check
 ALTER TABLE otp_request_outcome ADD COLUMN detail text;
 ALTER TABLE otp_request_outcome ADD COLUMN test_number boolean NOT NULL DEFAULT false;
 
--- When codes were sent to an identity (root tenant + the mobile the SMS goes to), kept only as
--- far back as the longest send limit looks. The worker locks an identity's row while it decides
--- and records a batch, so concurrent workers agree.
+-- When codes were sent to a number (the last 10 digits of a longer all-digit number: every
+-- spelling of one phone counts together), across tenants: a tenant id is whatever the caller
+-- writes and a register request needs no user, so counting per tenant would let anyone multiply
+-- the limits by inventing tenants. Kept only as far back as the longest send limit looks. The
+-- worker locks a number's row while it decides and records a batch, so concurrent workers
+-- agree.
 CREATE TABLE otp_send_history (
-    tenant_id  text          NOT NULL,
-    identity   text          NOT NULL,
+    identity   text          PRIMARY KEY,
     sent_at    timestamptz[] NOT NULL,
-    updated_at timestamptz   NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, identity)
+    updated_at timestamptz   NOT NULL DEFAULT now()
 );
 
 -- Wrong codes per identity (root tenant + the mobile the code was sent to) in the last hour,

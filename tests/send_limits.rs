@@ -82,6 +82,26 @@ async fn spelling_a_number_differently_buys_no_extra_sms() {
 }
 
 #[tokio::test]
+async fn inventing_tenants_buys_no_extra_sms() {
+    let stack = Stack::start(DEFAULT_LIMITS).await;
+    let worker = stack.spawn_worker();
+    let tenants = ["pb", "PB", "xx.amritsar", "yy", "pb.jalandhar"];
+    let ids: Vec<String> = (0..tenants.len()).map(|i| format!("tenant-{i}")).collect();
+    for (tenant, id) in tenants.iter().zip(&ids) {
+        let body = serde_json::json!({"otp": {"mobileNumber": "9876543214",
+            "tenantId": tenant, "type": "register"}});
+        let value = serde_json::to_vec(&body).expect("json");
+        stack
+            .produce(&format!("{tenant}:9876543214"), &value, Some(id))
+            .await;
+    }
+    let outcomes = outcomes(&stack, &ids).await;
+    assert_eq!(count(&outcomes, "sent"), 1, "{outcomes:?}");
+    assert_eq!(event_count(&stack.topics.sms).await, 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn without_a_cooldown_seven_sends_give_five_sms() {
     let stack = Stack::start(&[
         ("USER_OTP_SEND_COOLDOWN_SECONDS", "0"),

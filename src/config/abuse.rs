@@ -53,6 +53,15 @@ impl Reader<'_> {
                     "test numbers get a fixed code: refused in the production profile unless USER_OTP_ALLOW_TEST_NUMBERS=true",
                 ));
             }
+            let short = parsed
+                .shortest_code()
+                .is_some_and(|len| len < usize::from(super::PRODUCTION_MIN_CODE_LENGTH));
+            if profile == Profile::Production && short {
+                return Err(self.invalid(
+                    keys::TEST_NUMBERS,
+                    "a fixed code shorter than 6 digits is refused in the production profile",
+                ));
+            }
             parsed
         };
         let countries = self

@@ -73,26 +73,31 @@ pub fn load_previous(
         }
     };
     let mut previous: Vec<PreviousKey> = Vec::with_capacity(entries.len());
-    for (key_id, secret) in entries {
+    // Errors name entries by position, never by value: an entry written the wrong way round
+    // would otherwise print its secret in the log.
+    for (n, (key_id, secret)) in entries.into_iter().enumerate() {
+        let n = n + 1;
         let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
         if key_id.is_empty() || key_id.len() > 32 || !key_id.chars().all(legal) {
             return Err(ConfigError::new(
                 key,
-                format!("{key_id:?} is not a key id (1-32 of letters, digits, '_', '-')"),
+                format!(
+                    "the key id of entry {n} is not 1-32 of letters, digits, '_', '-' (id first, then the secret)"
+                ),
             ));
         }
         if key_id == current_id || previous.iter().any(|p| p.key_id == key_id) {
             return Err(ConfigError::new(
                 key,
-                format!("key id {key_id:?} appears twice (or is the current USER_OTP_HMAC_KEY_ID)"),
+                format!(
+                    "the key id of entry {n} appears twice (or is the current USER_OTP_HMAC_KEY_ID)"
+                ),
             ));
         }
         if secret.len() < MIN_SECRET_BYTES {
             return Err(ConfigError::new(
                 key,
-                format!(
-                    "the secret of key {key_id:?} must be at least {MIN_SECRET_BYTES} bytes long"
-                ),
+                format!("the secret of entry {n} must be at least {MIN_SECRET_BYTES} bytes long"),
             ));
         }
         previous.push(PreviousKey {
@@ -186,5 +191,14 @@ mod tests {
             assert_eq!(error.key, "USER_OTP_HMAC_PREVIOUS_KEYS");
             assert!(!error.problem.contains(A), "{error}");
         }
+        // Written the wrong way round: the secret is not echoed.
+        let reversed = format!("{A}:k0");
+        let error = load_previous(
+            &sources(&[("USER_OTP_HMAC_PREVIOUS_KEYS", &reversed)]),
+            "k1",
+            &mut Vec::new(),
+        )
+        .expect_err("reversed");
+        assert!(!error.to_string().contains(A), "{error}");
     }
 }

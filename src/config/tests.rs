@@ -204,6 +204,12 @@ fn production_refuses_short_codes_and_unallowed_test_numbers() {
         allowed.abuse.test_numbers.code_for("9999999999"),
         Some("123456")
     );
+    let short = load(&[
+        ("USER_OTP_TEST_NUMBERS", "9999999999:1234"),
+        ("USER_OTP_ALLOW_TEST_NUMBERS", "true"),
+    ])
+    .expect_err("a 4-digit fixed code");
+    assert_eq!(short.key, "USER_OTP_TEST_NUMBERS");
     let development = load(&[
         ("USER_OTP_PROFILE", "development"),
         ("EGOV_OTP_LENGTH", "4"),

@@ -55,6 +55,15 @@ pub struct OtpRequest {
     pub country_code: Option<String>,
 }
 
+impl OtpRequest {
+    /// The number the SMS will go to when the request itself names it (register, login); `None`
+    /// for a password reset, whose `mobileNumber` may be a user name and whose SMS goes to the
+    /// mobile egov-user holds.
+    pub fn sms_number(&self) -> Option<&str> {
+        (self.otp_type != OtpType::PasswordReset).then_some(self.mobile_number.as_str())
+    }
+}
+
 impl RawOtpRequest {
     /// Parses raw bytes (an HTTP body or a Kafka event value).
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, RequestBodyError> {

@@ -6,6 +6,9 @@
 //! `Retry-After`. `_validate` is not limited here: egov-user is its one caller, and the guess
 //! budget limits it per identity.
 //!
+//! IPv6 clients count per /64. A header value that cannot be read as an address falls back to
+//! the TCP peer (the gateway, so such requests share one bucket).
+//!
 //! The counting is governor's GCRA (a burst of the limit, refilled evenly over a minute), per
 //! process: with N HTTP instances a client gets up to N times the limit.
 
@@ -52,7 +55,7 @@ impl ClientLimit {
                 .next_back()
                 .and_then(parse_address)
         });
-        forwarded.or(peer.map(|peer| peer.ip()))
+        forwarded.or(peer.map(|peer| peer.ip())).map(bucket)
     }
 
     /// `Err(retry after)` when `client` is over the limit. A request whose client is unknown
@@ -67,6 +70,21 @@ impl ClientLimit {
         self.limiter
             .check_key(&client)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+/// The bucket an address counts in: itself for IPv4, its /64 for IPv6 (one subscriber or host
+/// usually holds a whole /64, so counting single IPv6 addresses would give it 2^64 budgets).
+fn bucket(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = !0u128 << 64;
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
     }
 }
 
@@ -105,7 +123,16 @@ mod tests {
         assert_eq!(limit.client(Some(peer), &HeaderMap::new()), Some(peer.ip()));
         assert_eq!(
             limit.client(Some(peer), &headers("[2001:db8::1]:443")),
-            Some("2001:db8::1".parse().expect("ip"))
+            Some("2001:db8::".parse().expect("ip")),
+            "IPv6 counts per /64"
+        );
+        assert_eq!(
+            limit.client(Some(peer), &headers("2001:db8::1:2:3:4")),
+            limit.client(Some(peer), &headers("2001:db8::5:6:7:8")),
+        );
+        assert_ne!(
+            limit.client(Some(peer), &headers("2001:db8:0:1::1")),
+            limit.client(Some(peer), &headers("2001:db8:0:2::1")),
         );
     }
 

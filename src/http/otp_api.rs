@@ -53,7 +53,7 @@ pub struct OtpView {
 /// Most compare-and-set rounds one validation tries when other validations of the same identity
 /// keep changing its guess budget (only under a concurrent flood on one identity); then it fails
 /// with the usual answer.
-const MAX_SETTLE_ROUNDS: usize = 8;
+const MAX_SETTLE_ROUNDS: usize = 4;
 
 pub async fn validate(
     State(state): State<AppState>,
@@ -71,6 +71,10 @@ pub async fn validate(
     for _ in 0..MAX_SETTLE_ROUNDS {
         let attempt = attempt(&state, &request).await.map_err(unavailable)?;
         let Some((code_id, verdict, consumed)) = attempt else {
+            // Another validation of this identity won the compare-and-set: back off a little
+            // (jittered) so a flood on one identity does not spin through the pool.
+            let pause = rand::random::<u64>() % 5 + 1;
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             continue;
         };
         match verdict {

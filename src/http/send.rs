@@ -54,7 +54,7 @@ pub async fn send_otp(
         .map_err(|rules| LegacyError::invalid_otp_request(&rules))?;
     if !state
         .allowed_country_codes
-        .allows(request.country_code.as_deref())
+        .allows_request(request.country_code.as_deref(), request.sms_number())
     {
         return Err(LegacyError::bad_request(
             "Invalid OTP request",

@@ -213,7 +213,8 @@ impl OtpStore {
     }
 
     /// Records `outcomes` (with their codes) as worker `worker_id`, enforcing the send
-    /// `limits` per identity (root tenant + the mobile the SMS goes to): a code over a limit is
+    /// `limits` per number the SMS goes to ([`limit_identity`], across tenants: a tenant is the
+    /// caller's text, so per-tenant counts could be multiplied): a code over a limit is
     /// recorded `rate_limited` without its code instead. Keys recorded before, by anyone, are
     /// left alone and not returned.
     ///
@@ -248,9 +249,8 @@ impl OtpStore {
             let Some(code) = &outcome.code else {
                 continue;
             };
-            let key = limit_identity(&code.identity).to_owned();
             let history = histories
-                .entry((outcome.tenant_id.clone(), key))
+                .entry(limit_identity(&code.identity).to_owned())
                 .or_default();
             match limits.check(history, now) {
                 Ok(()) => history.push(now),
@@ -372,8 +372,8 @@ impl OtpStore {
     }
 }
 
-/// Send times per (root tenant, identity), and PostgreSQL's now().
-type Histories = HashMap<(String, String), Vec<SystemTime>>;
+/// Send times per number ([`limit_identity`]).
+type Histories = HashMap<String, Vec<SystemTime>>;
 
 /// Locks and reads the send history of every identity `outcomes` would send a code to
 /// (`sql/lock_send_history.sql`), inside `transaction`.
@@ -381,28 +381,21 @@ async fn lock_send_history<C: GenericClient>(
     transaction: &C,
     outcomes: &[NewOutcome],
 ) -> Result<(Histories, SystemTime), StoreError> {
-    let mut keys: Vec<(&str, &str)> = outcomes
+    let mut identities: Vec<&str> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.code
-                .as_ref()
-                .map(|c| (o.tenant_id.as_str(), limit_identity(&c.identity)))
-        })
+        .filter_map(|o| o.code.as_ref().map(|c| limit_identity(&c.identity)))
         .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (tenants, identities): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    identities.sort_unstable();
+    identities.dedup();
     let statement = transaction
         .prepare_cached(include_str!("sql/lock_send_history.sql"))
         .await?;
-    let rows = transaction
-        .query(&statement, &[&tenants, &identities])
-        .await?;
+    let rows = transaction.query(&statement, &[&identities]).await?;
     let mut now = SystemTime::now();
     let mut histories = HashMap::with_capacity(rows.len());
     for row in rows {
-        now = row.get(3);
-        histories.insert((row.get(0), row.get(1)), row.get(2));
+        now = row.get(2);
+        histories.insert(row.get(0), row.get(1));
     }
     Ok((histories, now))
 }

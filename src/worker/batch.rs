@@ -198,8 +198,7 @@ impl Pipeline {
                             if !self.email_enabled {
                                 plan.email_to = None;
                             }
-                            let tenant = request.request.root_tenant();
-                            if self.pumping.judge(tenant, &plan.sms_to) == PumpingVerdict::Refuse {
+                            if self.pumping.judge(&plan.sms_to) == PumpingVerdict::Refuse {
                                 let mut refused = outcome(&request, Outcome::RateLimited, None);
                                 refused.detail = Some(PUMPING_DETAIL);
                                 outcomes.push(refused);
@@ -307,6 +306,9 @@ impl Pipeline {
             }
             recorded && !rate_limited.contains(&key)
         });
+        for delivery in &deliveries {
+            self.pumping.record_sent(&delivery.plan.sms_to);
+        }
 
         // Crash recovery: send again only what never reached the broker.
         let mut acknowledged_earlier = Vec::new();

@@ -220,7 +220,7 @@ fn parse(event: &Incoming, countries: &CountryAllowList) -> Result<OtpRequest, V
             Verdict::new(Reason::InvalidRequest, codes.join(","))
         })
         .and_then(|request| {
-            if countries.allows(request.country_code.as_deref()) {
+            if countries.allows_request(request.country_code.as_deref(), request.sms_number()) {
                 Ok(request)
             } else {
                 Err(Verdict::new(

@@ -1,44 +1,88 @@
-//! The worker's side of the SMS-pumping guard ([`crate::domain::abuse::pumping`]): codes per
-//! (root tenant, prefix of the number as the send limits count it) counted in this process by governor's GCRA, a burst of the
-//! hourly threshold refilled evenly over the hour. The guard's verdict comes from the pure
-//! rule; this only answers "is this prefix over its threshold now".
+//! The worker's side of the SMS-pumping guard ([`crate::domain::abuse::pumping`]): codes sent
+//! per number prefix (of the number as the send limits count it, whatever the tenant), counted
+//! in this process over a sliding hour. A code is judged before it is recorded ([`judge`]: no
+//! counting) and counted only once it is known to be sent ([`record_sent`]), so refused and
+//! rate-limited requests never trip the guard. Memory: a few words per prefix seen in the last
+//! two hours; older prefixes are swept out as the map grows.
+//!
+//! [`judge`]: PumpingCheck::judge
+//! [`record_sent`]: PumpingCheck::record_sent
 
-use std::num::NonZeroU32;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
-use crate::domain::abuse::pumping::{PumpingGuard, PumpingVerdict};
+use crate::domain::abuse::pumping::{sliding_count, PumpingGuard, PumpingVerdict};
 use crate::domain::abuse::send_limits::limit_identity;
+use crate::domain::abuse::HOUR;
 use crate::telemetry::Masked;
+
+/// Prefixes held before idle ones are swept out.
+const SWEEP_ABOVE: usize = 100_000;
+
+/// Codes of one prefix in the fixed hour `hour` and the one before.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    hour: u64,
+    current: u32,
+    previous: u32,
+}
+
+impl Windows {
+    /// The counts as of fixed hour `hour` (rolled forward).
+    fn at(self, hour: u64) -> Self {
+        match hour.saturating_sub(self.hour) {
+            0 => self,
+            1 => Self {
+                hour,
+                current: 0,
+                previous: self.current,
+            },
+            _ => Self {
+                hour,
+                current: 0,
+                previous: 0,
+            },
+        }
+    }
+}
 
 /// The guard with its counters.
 pub struct PumpingCheck {
     guard: PumpingGuard,
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    started: Instant,
+    counts: Mutex<HashMap<String, Windows>>,
 }
 
 impl PumpingCheck {
     pub fn new(guard: PumpingGuard) -> Self {
-        let limiter = NonZeroU32::new(guard.limit_per_hour)
-            .filter(|_| guard.is_active())
-            .map(|limit| RateLimiter::keyed(Quota::per_hour(limit)));
-        Self { guard, limiter }
+        Self {
+            guard,
+            started: Instant::now(),
+            counts: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Counts a code to `mobile` in `tenant` and judges it; logs a tripped guard (prefix
-    /// masked, never the number).
-    pub fn judge(&self, tenant: &str, mobile: &str) -> PumpingVerdict {
-        let Some(limiter) = &self.limiter else {
+    /// Judges the next code to `mobile` (counts nothing); logs a tripped guard (the number
+    /// masked, never in full).
+    pub fn judge(&self, mobile: &str) -> PumpingVerdict {
+        let Some(prefix) = self.prefix(mobile) else {
             return PumpingVerdict::Send;
         };
-        let Some(prefix) = self.guard.prefix(limit_identity(mobile)) else {
-            return PumpingVerdict::Send;
-        };
-        let over = limiter.check_key(&format!("{tenant}:{prefix}")).is_err();
-        let verdict = self.guard.verdict(over);
+        let (hour, into) = self.clock();
+        let count = self
+            .counts
+            .lock()
+            .map(|counts| {
+                counts.get(prefix).map_or(0.0, |w| {
+                    let w = w.at(hour);
+                    sliding_count(w.previous, w.current, into)
+                })
+            })
+            .unwrap_or(0.0);
+        let verdict = self.guard.judge(count);
         if verdict != PumpingVerdict::Send {
             tracing::warn!(
-                tenant = ?tenant,
                 prefix_digits = prefix.len(),
                 mobile = %Masked(mobile),
                 mode = self.guard.mode.as_str(),
@@ -48,6 +92,43 @@ impl PumpingCheck {
         }
         verdict
     }
+
+    /// Counts a code sent to `mobile`.
+    pub fn record_sent(&self, mobile: &str) {
+        let Some(prefix) = self.prefix(mobile) else {
+            return;
+        };
+        let (hour, _) = self.clock();
+        if let Ok(mut counts) = self.counts.lock() {
+            if counts.len() >= SWEEP_ABOVE {
+                counts.retain(|_, w| w.hour + 1 >= hour);
+            }
+            let entry = counts.entry(prefix.to_owned()).or_insert(Windows {
+                hour,
+                current: 0,
+                previous: 0,
+            });
+            *entry = entry.at(hour);
+            entry.current = entry.current.saturating_add(1);
+        }
+    }
+
+    fn prefix<'a>(&self, mobile: &'a str) -> Option<&'a str> {
+        if !self.guard.is_active() {
+            return None;
+        }
+        self.guard.prefix(limit_identity(mobile))
+    }
+
+    /// The fixed hour (since start) and how far into it we are.
+    fn clock(&self) -> (u64, Duration) {
+        let elapsed = self.started.elapsed();
+        let hour = elapsed.as_secs() / HOUR.as_secs();
+        (
+            hour,
+            elapsed - HOUR * u32::try_from(hour).unwrap_or(u32::MAX),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -55,19 +136,54 @@ mod tests {
     use super::*;
     use crate::domain::abuse::pumping::PumpingMode;
 
-    #[test]
-    fn a_burst_to_one_prefix_trips_the_guard_and_other_prefixes_flow() {
-        let check = PumpingCheck::new(PumpingGuard {
-            mode: PumpingMode::Enforce,
+    fn check(mode: PumpingMode) -> PumpingCheck {
+        PumpingCheck::new(PumpingGuard {
+            mode,
             prefix_length: 5,
             limit_per_hour: 3,
-        });
-        let verdicts: Vec<PumpingVerdict> = (0..5)
-            .map(|i| check.judge("pb", &format!("98765{i:05}")))
-            .collect();
-        assert_eq!(&verdicts[..3], &[PumpingVerdict::Send; 3]);
-        assert_eq!(verdicts[3], PumpingVerdict::Refuse);
-        assert_eq!(check.judge("pb", "9123400000"), PumpingVerdict::Send);
-        assert_eq!(check.judge("br", "9876500000"), PumpingVerdict::Send);
+        })
+    }
+
+    #[test]
+    fn only_codes_sent_count_and_other_prefixes_flow() {
+        let check = check(PumpingMode::Enforce);
+        // Judging counts nothing: refused or rate-limited requests never trip the guard.
+        for _ in 0..10 {
+            assert_eq!(check.judge("9876500000"), PumpingVerdict::Send);
+        }
+        for i in 0..3 {
+            check.record_sent(&format!("98765{i:05}"));
+        }
+        assert_eq!(check.judge("9876599999"), PumpingVerdict::Refuse);
+        assert_eq!(
+            check.judge("919876599999"),
+            PumpingVerdict::Refuse,
+            "spelled with 91"
+        );
+        assert_eq!(check.judge("9123400000"), PumpingVerdict::Send);
+    }
+
+    #[test]
+    fn shadow_mode_flags_and_off_ignores() {
+        let shadow = check(PumpingMode::Shadow);
+        let off = check(PumpingMode::Off);
+        for i in 0..3 {
+            shadow.record_sent(&format!("98765{i:05}"));
+            off.record_sent(&format!("98765{i:05}"));
+        }
+        assert_eq!(shadow.judge("9876500009"), PumpingVerdict::SendFlagged);
+        assert_eq!(off.judge("9876500009"), PumpingVerdict::Send);
+    }
+
+    #[test]
+    fn windows_roll_forward() {
+        let w = Windows {
+            hour: 5,
+            current: 7,
+            previous: 2,
+        };
+        assert_eq!((w.at(5).current, w.at(5).previous), (7, 2));
+        assert_eq!((w.at(6).current, w.at(6).previous), (0, 7));
+        assert_eq!((w.at(9).current, w.at(9).previous), (0, 0));
     }
 }

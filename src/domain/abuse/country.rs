@@ -38,6 +38,30 @@ impl CountryAllowList {
     }
 }
 
+impl CountryAllowList {
+    /// Is a mobile number allowed by its own digits? §1 accepts 10-13 digits, so a country can
+    /// hide in the number itself (`447700900123`, no `countryCode`): an all-digit number longer
+    /// than 10 digits must start with an allowed country code, optionally after zeros (`0…`,
+    /// `091…`, `0091…`; a lone trunk `0` is domestic). Ten digits or fewer, or anything that is not
+    /// all digits (a user name), is left to the other checks. An empty list allows all.
+    pub fn allows_number(&self, mobile: &str) -> bool {
+        if self.codes.is_empty()
+            || mobile.len() <= 10
+            || !mobile.bytes().all(|b| b.is_ascii_digit())
+        {
+            return true;
+        }
+        let lead = mobile[..mobile.len() - 10].trim_start_matches('0');
+        lead.is_empty() || self.codes.iter().any(|code| code == lead)
+    }
+
+    /// [`Self::allows`] for the request's `countryCode` and, when the request's mobile is a
+    /// number (register, login; not a password reset's user name), [`Self::allows_number`].
+    pub fn allows_request(&self, country_code: Option<&str>, mobile: Option<&str>) -> bool {
+        self.allows(country_code) && mobile.is_none_or(|mobile| self.allows_number(mobile))
+    }
+}
+
 /// The bare digits of a country calling code: `+91`, `91`, `0091` → `91`. ITU-T E.164 codes
 /// have 1–3 digits; anything else is `None`.
 pub fn normalize(code: &str) -> Option<String> {
@@ -77,6 +101,34 @@ mod tests {
         let india = CountryAllowList::new(["91"]).expect("valid");
         assert!(india.allows(None));
         assert!(india.allows(Some("")));
+    }
+
+    #[test]
+    fn a_country_hidden_in_a_long_number_is_refused() {
+        let india = CountryAllowList::new(["91"]).expect("valid");
+        for allowed in [
+            "9876543210",
+            "09876543210",
+            "919876543210",
+            "0919876543210",
+            "00919876543210",
+        ] {
+            assert!(india.allows_number(allowed), "{allowed}");
+        }
+        for refused in [
+            "447700900123",
+            "0447700900123",
+            "9198765432101",
+            "19876543210",
+        ] {
+            assert!(!india.allows_number(refused), "{refused}");
+        }
+        assert!(india.allows_number("ramesh.kumar.2024"));
+        assert!(!india.allows_request(None, Some("447700900123")));
+        assert!(india.allows_request(Some("+91"), None));
+        assert!(CountryAllowList::new([])
+            .expect("valid")
+            .allows_number("447700900123"));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! refuse, and why. The store supplies the history and applies a decision atomically, so any
 //! number of workers and HTTP instances agree.
 //!
-//! - [`send_limits`]: cooldown, hourly and daily caps on codes sent to one identity (root tenant
-//!   + the mobile number the SMS goes to).
+//! - [`send_limits`]: cooldown, hourly and daily caps on codes sent to one number (however it
+//!   is spelled, whatever tenant the request names).
 //! - [`guess_budget`]: wrong codes per identity in a rolling hour, across all its codes.
 //! - [`country`]: the country-code allow-list against SMS pumping.
 //! - [`pumping`]: the per-number-prefix velocity guard (`off`, `shadow`, `enforce`).

@@ -1,11 +1,27 @@
 //! The SMS-pumping guard: a velocity check per number prefix. SMS pumping (toll fraud) sends
 //! codes to many numbers of one range the fraudster earns from; a burst of codes to one prefix
-//! of a state's numbers is its signature. Codes per prefix (`USER_OTP_PUMPING_PREFIX_LENGTH`
-//! first digits of the number the SMS goes to, within the root tenant) are counted in a rolling
-//! hour by the worker; above `USER_OTP_PUMPING_LIMIT_PER_HOUR` the mode decides: `off` (not
-//! checked), `shadow` (the default: logged and counted, still sent), `enforce` (not sent,
-//! outcome `rate_limited`). The count is kept per worker process (with N workers the guard
-//! trips at up to N times the threshold); it is a tripwire against bursts, not an exact cap.
+//! of a state's numbers is its signature. Codes sent per prefix (`USER_OTP_PUMPING_PREFIX_LENGTH`
+//! first digits of the number the SMS goes to, as the send limits count it) are counted over a
+//! sliding hour by the worker (only codes actually sent: refused and rate-limited requests do not
+//! count); at `USER_OTP_PUMPING_LIMIT_PER_HOUR` the mode decides for the next code: `off` (not
+//! checked), `shadow` (the default: logged, still sent), `enforce` (not sent, outcome
+//! `rate_limited`, detail `pumping`). In `enforce` a tripped prefix refuses every number of its
+//! range until the hour's count falls, which is why it starts in `shadow`. The count is kept per
+//! worker process (with N workers the guard trips at up to N times the threshold); it is a
+//! tripwire against bursts, not an exact cap.
+//!
+//! The hour slides by the usual two-window estimate: the codes of the current fixed hour plus
+//! those of the previous hour weighted by how much of it still overlaps the sliding hour.
+
+use std::time::Duration;
+
+/// The estimated codes in the sliding hour ending `into_current` into the current fixed hour,
+/// given the counts of the previous and the current fixed hour.
+pub fn sliding_count(previous: u32, current: u32, into_current: Duration) -> f64 {
+    let hour = super::HOUR.as_secs_f64();
+    let overlap = (1.0 - into_current.as_secs_f64() / hour).clamp(0.0, 1.0);
+    f64::from(previous) * overlap + f64::from(current)
+}
 
 /// What the guard does when a prefix is over its threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +85,11 @@ impl PumpingGuard {
         prefix.bytes().all(|b| b.is_ascii_digit()).then_some(prefix)
     }
 
+    /// The verdict for the next code to a prefix whose sliding-hour count is `count`.
+    pub fn judge(&self, count: f64) -> PumpingVerdict {
+        self.verdict(count >= f64::from(self.limit_per_hour))
+    }
+
     /// The verdict for a code whose prefix is (`over`) or is not over the threshold.
     pub fn verdict(&self, over: bool) -> PumpingVerdict {
         match (self.is_active() && over, self.mode) {
@@ -115,6 +136,16 @@ mod tests {
         for mode in [PumpingMode::Off, PumpingMode::Shadow, PumpingMode::Enforce] {
             assert_eq!(guard(mode).verdict(false), PumpingVerdict::Send);
         }
+    }
+
+    #[test]
+    fn the_previous_hour_fades_out_of_the_sliding_count() {
+        assert_eq!(sliding_count(100, 10, Duration::ZERO), 110.0);
+        assert_eq!(sliding_count(100, 10, Duration::from_secs(1800)), 60.0);
+        assert_eq!(sliding_count(100, 10, Duration::from_secs(3600)), 10.0);
+        let guard = guard(PumpingMode::Enforce);
+        assert_eq!(guard.judge(199.5), PumpingVerdict::Send);
+        assert_eq!(guard.judge(200.0), PumpingVerdict::Refuse);
     }
 
     #[test]

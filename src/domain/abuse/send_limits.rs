@@ -1,5 +1,8 @@
-//! Send limits per identity (root tenant + the mobile number the SMS goes to): a cooldown
-//! between codes, and caps per rolling hour and rolling day. Only codes actually sent count: a
+//! Send limits per identity, the number the SMS goes to ([`limit_identity`]): a cooldown between
+//! codes, and caps per rolling hour and rolling day. The issue named root tenant + mobile; the
+//! count is kept per number across tenants instead, because a tenant id is whatever the caller
+//! writes (a register request needs no user), so per-tenant counts could be multiplied by
+//! inventing tenants (`pb`, `PB`, `xx`, …) while every SMS reaches the same phone. Only codes actually sent count: a
 //! refused or rate-limited request adds nothing to the history, and does not retire the live
 //! code (no new code is stored).
 //!

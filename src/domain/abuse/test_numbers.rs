@@ -59,6 +59,11 @@ impl TestNumbers {
         self.codes.is_empty()
     }
 
+    /// The length of the shortest fixed code (`None` when there are no test numbers).
+    pub fn shortest_code(&self) -> Option<usize> {
+        self.codes.values().map(String::len).min()
+    }
+
     /// The fixed code of `mobile`, if it is a test number.
     pub fn code_for(&self, mobile: &str) -> Option<&str> {
         self.codes.get(mobile).map(String::as_str)

@@ -6,9 +6,9 @@
 -- in one batch keep their own codes. Expiry is PostgreSQL's now() plus the validity.
 --
 -- Send history: when $20 (seconds of history the send limits look back) is above zero, each
--- code recorded here is added to the otp_send_history row of its limit identity ($23, aligned
--- with the codes: the number the limits count it under), which the caller locked and read in
--- this transaction (`lock_send_history.sql`), and entries older than $20 seconds are dropped.
+-- code recorded here is added to the otp_send_history row of the number the limits count it
+-- under ($23, aligned with the codes), which the caller locked and read in this transaction
+-- (`lock_send_history.sql`), and entries older than $20 seconds are dropped.
 -- Returns the keys this call recorded.
 WITH won AS (
     INSERT INTO otp_request_outcome
@@ -29,7 +29,7 @@ codes AS (
          AS c (id, tenant_id, identity, key_id, code_hash, valid_for, n)
     JOIN won ON won.code_id = c.id
     ORDER BY c.n
-    RETURNING id, seq, tenant_id, identity
+    RETURNING id, seq
 ),
 identities AS (
     INSERT INTO otp_code_identity (tenant_id, identity, seq, code_id)
@@ -43,11 +43,10 @@ history AS (
                         WHERE t > now() - make_interval(secs => $20::double precision))
                   || sends.times,
         updated_at = now()
-    FROM (SELECT codes.tenant_id, k.identity, array_agg(now()) AS times
+    FROM (SELECT k.identity, array_agg(now()) AS times
           FROM codes
           JOIN unnest($10::uuid[], $23::text[]) AS k (id, identity) ON k.id = codes.id
-          GROUP BY codes.tenant_id, k.identity) AS sends
-    WHERE $20::double precision > 0
-      AND h.tenant_id = sends.tenant_id AND h.identity = sends.identity
+          GROUP BY k.identity) AS sends
+    WHERE $20::double precision > 0 AND h.identity = sends.identity
 )
 SELECT request_id, fingerprint FROM won
