@@ -114,3 +114,40 @@ async fn a_reset_code_bound_to_a_user_name_shares_the_mobiles_budget() {
     }
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_exceed_the_budget() {
+    let stack = Stack::start(&[
+        ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "10"),
+        ("USER_OTP_MAX_FAILED_ATTEMPTS", "100"),
+        ("USER_OTP_DATABASE_CONNECT_TIMEOUT_MS", "5000"),
+    ])
+    .await;
+    let mobile = "9876543223";
+    let worker = stack.spawn_worker();
+    stack.produce_request(mobile, "register", "flood").await;
+    let sms = stack.sms_for("flood").await;
+    let right = code_in(payload_json(&sms)["message"].as_str().expect("text"));
+    let bad = wrong(&right);
+    let guesses = (0..30).map(|_| stack.validate(mobile, "pb", &bad));
+    let answers = futures::future::join_all(guesses).await;
+    assert!(answers
+        .iter()
+        .all(|(status, _)| *status == 400 || *status == 503));
+    let failures: i32 = stack
+        .db
+        .query_one(
+            "SELECT cardinality(failed_at) FROM otp_guess_budget WHERE identity = $1",
+            &[&mobile],
+        )
+        .await
+        .expect("budget")
+        .get(0);
+    assert_eq!(
+        failures, 10,
+        "exactly the budget counted, however many raced"
+    );
+    let (status, body) = stack.validate(mobile, "pb", &right).await;
+    assert_eq!((status, body), (400, validation_unsuccessful()));
+    worker.stop().await;
+}
