@@ -47,6 +47,11 @@ history AS (
           FROM codes
           JOIN unnest($10::uuid[], $23::text[]) AS k (id, identity) ON k.id = codes.id
           GROUP BY k.identity) AS sends
-    WHERE $20::double precision > 0 AND h.identity = sends.identity
+    -- A primary-key lookup per number whatever the statistics (LATERAL ... LIMIT is not
+    -- flattened into a join, which a plan made on an empty table turns into a full scan).
+    CROSS JOIN LATERAL (
+        SELECT ctid AS found FROM otp_send_history WHERE identity = sends.identity LIMIT 1
+    ) AS row
+    WHERE $20::double precision > 0 AND h.ctid = row.found
 )
 SELECT request_id, fingerprint FROM won

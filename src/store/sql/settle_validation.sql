@@ -18,20 +18,30 @@ WITH commit_mode AS (
     SELECT set_config('synchronous_commit', CASE WHEN $2::text = 'right' THEN 'on' ELSE 'off' END,
                       true) AS mode
 ),
-budget AS (
-    INSERT INTO otp_guess_budget AS b
-        (tenant_id, identity, failed_at, code_id, code_failures, version)
+-- The compare-and-set: an insert when there was no row (fails if one appeared meanwhile), a
+-- plain update at the version read otherwise (cheaper than an upsert on the hot path).
+inserted AS (
+    INSERT INTO otp_guess_budget (tenant_id, identity, failed_at, code_id, code_failures, version)
     SELECT $5::text, $6::text, $7::timestamptz[], $1::uuid, 1, 1
     FROM commit_mode
-    WHERE $2::text = 'wrong'
-    ON CONFLICT (tenant_id, identity) DO UPDATE
-    SET failed_at = excluded.failed_at,
+    WHERE $2::text = 'wrong' AND $8::bigint IS NULL
+    ON CONFLICT (tenant_id, identity) DO NOTHING
+    RETURNING version
+),
+updated AS (
+    UPDATE otp_guess_budget b
+    SET failed_at = $7::timestamptz[],
         code_id = $1::uuid,
         code_failures = CASE WHEN b.code_id = $1::uuid THEN b.code_failures + 1 ELSE 1 END,
         version = b.version + 1,
         updated_at = now()
-    WHERE b.version = $8::bigint
-    RETURNING version
+    FROM commit_mode
+    WHERE $2::text = 'wrong' AND b.tenant_id = $5::text AND b.identity = $6::text
+      AND b.version = $8::bigint
+    RETURNING b.version
+),
+budget AS (
+    SELECT version FROM inserted UNION ALL SELECT version FROM updated
 ),
 unchanged AS (
     -- FOR SHARE waits for a validation writing the row and then sees its new version, so a
