@@ -17,6 +17,20 @@ fn wrong(code: &str) -> String {
     String::from_utf8(digits).expect("digits")
 }
 
+/// (wrong codes counted in the last hour, wrong attempts at the newest code) of `mobile`'s
+/// guess budget.
+async fn budget_of(stack: &Stack, mobile: &str) -> (i32, i32) {
+    let row = stack
+        .db
+        .query_one(
+            "SELECT cardinality(failed_at), code_failures FROM otp_guess_budget WHERE identity = $1",
+            &[&mobile],
+        )
+        .await
+        .expect("budget row");
+    (row.get(0), row.get(1))
+}
+
 /// Three rounds of a fresh login code and four wrong guesses; returns the newest right code.
 async fn brute_force(stack: &Stack, mobile: &str) -> String {
     let mut newest = String::new();
@@ -48,25 +62,8 @@ async fn a_spent_guess_budget_refuses_even_the_newest_right_code() {
     assert_eq!((status, body), (400, validation_unsuccessful()));
     // The budget counted ten failures (the last two guesses were refused, not counted) and
     // the code itself is still under its own cap.
-    let failures: i32 = stack
-        .db
-        .query_one(
-            "SELECT cardinality(failed_at) FROM otp_guess_budget WHERE identity = $1",
-            &[&mobile],
-        )
-        .await
-        .expect("budget")
-        .get(0);
+    let (failures, attempts) = budget_of(&stack, mobile).await;
     assert_eq!(failures, 10);
-    let attempts: i32 = stack
-        .db
-        .query_one(
-            "SELECT code_failures FROM otp_guess_budget WHERE identity = $1",
-            &[&mobile],
-        )
-        .await
-        .expect("code")
-        .get(0);
     assert!(attempts < 5, "{attempts}");
     worker.stop().await;
 }
@@ -134,15 +131,7 @@ async fn concurrent_guesses_cannot_exceed_the_budget() {
     assert!(answers
         .iter()
         .all(|(status, _)| *status == 400 || *status == 503));
-    let failures: i32 = stack
-        .db
-        .query_one(
-            "SELECT cardinality(failed_at) FROM otp_guess_budget WHERE identity = $1",
-            &[&mobile],
-        )
-        .await
-        .expect("budget")
-        .get(0);
+    let (failures, _) = budget_of(&stack, mobile).await;
     assert_eq!(
         failures, 10,
         "exactly the budget counted, however many raced"

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::stack::Stack;
+use common::stack::{code_in, Stack};
 use common::*;
 
 /// The documented defaults, stated explicitly (the test stack turns every limit off).
@@ -61,6 +61,13 @@ async fn eight_sends_in_ten_seconds_give_one_sms() {
     );
     // A refused request stores no code, so the first code stays the live one.
     assert_eq!(stack.code_count().await, 1);
+    let sms = read_events(&stack.topics.sms, 1).await;
+    let code = code_in(payload_json(&sms[0])["message"].as_str().expect("text"));
+    let (status, _) = stack.validate("9876543210", "pb", &code).await;
+    assert_eq!(
+        status, 200,
+        "the first code still validates after seven refused requests"
+    );
     worker.stop().await;
 }
 
