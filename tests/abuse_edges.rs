@@ -94,6 +94,26 @@ async fn a_foreign_country_code_is_refused_at_the_shim_and_dead_lettered_by_the_
         header(&dead, "x-dead-letter-reason").as_deref(),
         Some("country_code_not_allowed")
     );
+    // A password reset whose stored mobile is abroad: no SMS there either.
+    stack.known_citizen("brit", "+447700900123", None).await;
+    stack
+        .produce_request("brit", "passwordreset", "abroad")
+        .await;
+    let dead = stack.dead_letter_for("abroad").await;
+    assert_eq!(
+        header(&dead, "x-dead-letter-reason").as_deref(),
+        Some("country_code_not_allowed")
+    );
+    let recorded: i64 = stack
+        .db
+        .query_one(
+            "SELECT count(*) FROM otp_request_outcome WHERE request_id = 'caller:abroad'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(recorded, 0, "dead-lettered, never served");
     worker.stop().await;
 }
 

@@ -140,3 +140,29 @@ async fn concurrent_guesses_cannot_exceed_the_budget() {
     assert_eq!((status, body), (400, validation_unsuccessful()));
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn spellings_of_one_number_share_one_budget() {
+    let stack = Stack::start(&[
+        ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "10"),
+        ("USER_OTP_MAX_FAILED_ATTEMPTS", "100"),
+    ])
+    .await;
+    let worker = stack.spawn_worker();
+    stack
+        .produce_request("9876543216", "register", "plain")
+        .await;
+    stack
+        .produce_request("09876543216", "register", "zero")
+        .await;
+    let _ = stack.sms_for("plain").await;
+    let other = stack.sms_for("zero").await;
+    let right = code_in(payload_json(&other)["message"].as_str().expect("text"));
+    for _ in 0..10 {
+        let (status, _) = stack.validate("9876543216", "pb", "000000").await;
+        assert_eq!(status, 400);
+    }
+    let (status, body) = stack.validate("09876543216", "pb", &right).await;
+    assert_eq!((status, body), (400, validation_unsuccessful()));
+    worker.stop().await;
+}

@@ -89,6 +89,26 @@ async fn spelling_a_number_differently_buys_no_extra_sms() {
 }
 
 #[tokio::test]
+async fn a_reset_to_a_stored_mobile_written_with_plus_91_shares_the_count() {
+    let stack = Stack::start(&[
+        ("USER_OTP_SEND_COOLDOWN_SECONDS", "0"),
+        ("USER_OTP_SEND_LIMIT_PER_HOUR", "1"),
+    ])
+    .await;
+    stack.known_citizen("ramesh", "+919876543215", None).await;
+    let worker = stack.spawn_worker();
+    stack
+        .produce_request("9876543215", "register", "first")
+        .await;
+    assert_eq!(stack.final_outcome("first").await, "sent");
+    stack
+        .produce_request("ramesh", "passwordreset", "reset")
+        .await;
+    assert_eq!(stack.final_outcome("reset").await, "rate_limited");
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn inventing_tenants_buys_no_extra_sms() {
     let stack = Stack::start(DEFAULT_LIMITS).await;
     let worker = stack.spawn_worker();

@@ -249,9 +249,7 @@ impl OtpStore {
             let Some(code) = &outcome.code else {
                 continue;
             };
-            let history = histories
-                .entry(limit_identity(&code.identity).to_owned())
-                .or_default();
+            let history = histories.entry(limit_identity(&code.identity)).or_default();
             match limits.check(history, now) {
                 Ok(()) => history.push(now),
                 Err(refusal) => {
@@ -381,7 +379,7 @@ async fn lock_send_history<C: GenericClient>(
     transaction: &C,
     outcomes: &[NewOutcome],
 ) -> Result<(Histories, SystemTime), StoreError> {
-    let mut identities: Vec<&str> = outcomes
+    let mut identities: Vec<String> = outcomes
         .iter()
         .filter_map(|o| o.code.as_ref().map(|c| limit_identity(&c.identity)))
         .collect();
@@ -495,8 +493,7 @@ impl From<&[NewOutcome]> for BatchColumns {
                 c.code_identity.push(code.identity.clone());
                 c.code_key_id.push(code.key_id.clone());
                 c.code_hash.push(code.hash.clone());
-                c.code_limit_identity
-                    .push(limit_identity(&code.identity).to_owned());
+                c.code_limit_identity.push(limit_identity(&code.identity));
                 c.code_valid_for.push(code.valid_for.as_secs_f64());
                 // The SMS identity is on the code row itself; only extra ones get rows.
                 for identity in code.identities.iter().filter(|i| **i != code.identity) {

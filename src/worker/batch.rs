@@ -29,7 +29,7 @@ use super::pumping::PumpingCheck;
 use super::record;
 use super::retrying::{until_done, until_settled};
 use super::sent_scan::SentScan;
-use crate::domain::abuse::country::CountryAllowList;
+use crate::domain::abuse::country::{CountryAllowList, NOT_ALLOWED_CODE};
 use crate::domain::abuse::pumping::PumpingVerdict;
 use crate::domain::abuse::send_limits::SendLimits;
 use crate::domain::abuse::test_numbers::TestNumbers;
@@ -198,6 +198,14 @@ impl Pipeline {
                             if !self.email_enabled {
                                 plan.email_to = None;
                             }
+                            // A stored mobile (password reset) can name a country too.
+                            if !self.allowed_country_codes.allows_number(&plan.sms_to) {
+                                dead_letters.push((
+                                    request.event,
+                                    Verdict::new(Reason::CountryCodeNotAllowed, NOT_ALLOWED_CODE),
+                                ));
+                                continue;
+                            }
                             if self.pumping.judge(&plan.sms_to) == PumpingVerdict::Refuse {
                                 let mut refused = outcome(&request, Outcome::RateLimited, None);
                                 refused.detail = Some(PUMPING_DETAIL);
@@ -304,11 +312,12 @@ impl Pipeline {
             if !recorded && !refused.contains(&key) {
                 summary.already_served += 1;
             }
-            recorded && !rate_limited.contains(&key)
+            let sent = recorded && !rate_limited.contains(&key);
+            if !sent {
+                self.pumping.release(&d.plan.sms_to);
+            }
+            sent
         });
-        for delivery in &deliveries {
-            self.pumping.record_sent(&delivery.plan.sms_to);
-        }
 
         // Crash recovery: send again only what never reached the broker.
         let mut acknowledged_earlier = Vec::new();

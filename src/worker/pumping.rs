@@ -1,12 +1,13 @@
 //! The worker's side of the SMS-pumping guard ([`crate::domain::abuse::pumping`]): codes sent
 //! per number prefix (of the number as the send limits count it, whatever the tenant), counted
-//! in this process over a sliding hour. A code is judged before it is recorded ([`judge`]: no
-//! counting) and counted only once it is known to be sent ([`record_sent`]), so refused and
-//! rate-limited requests never trip the guard. Memory: a few words per prefix seen in the last
+//! in this process over a sliding hour. A code is counted when it is judged ([`judge`]), so a
+//! batch cannot slip past the threshold, and taken back when it turns out not to be sent
+//! ([`release`]: rate limited, already served), so refused and rate-limited requests never trip
+//! the guard. Memory: a few words per prefix seen in the last
 //! two hours; older prefixes are swept out as the map grows.
 //!
 //! [`judge`]: PumpingCheck::judge
-//! [`record_sent`]: PumpingCheck::record_sent
+//! [`release`]: PumpingCheck::release
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -63,27 +64,35 @@ impl PumpingCheck {
         }
     }
 
-    /// Judges the next code to `mobile` (counts nothing); logs a tripped guard (the number
-    /// masked, never in full).
+    /// Judges the next code to `mobile` and, unless it is refused, counts it at once (so one
+    /// batch cannot slip past the threshold); a code that then is not sent is taken back with
+    /// [`Self::release`]. Logs a tripped guard (the number masked, never in full).
     pub fn judge(&self, mobile: &str) -> PumpingVerdict {
         let Some(prefix) = self.prefix(mobile) else {
             return PumpingVerdict::Send;
         };
         let (hour, into) = self.clock();
-        let count = self
-            .counts
-            .lock()
-            .map(|counts| {
-                counts.get(prefix).map_or(0.0, |w| {
-                    let w = w.at(hour);
-                    sliding_count(w.previous, w.current, into)
-                })
-            })
-            .unwrap_or(0.0);
-        let verdict = self.guard.judge(count);
+        let Ok(mut counts) = self.counts.lock() else {
+            return PumpingVerdict::Send;
+        };
+        if counts.len() >= SWEEP_ABOVE {
+            counts.retain(|_, w| w.hour + 1 >= hour);
+        }
+        let windows = counts.entry(prefix).or_insert(Windows {
+            hour,
+            current: 0,
+            previous: 0,
+        });
+        *windows = windows.at(hour);
+        let verdict = self
+            .guard
+            .judge(sliding_count(windows.previous, windows.current, into));
+        if verdict != PumpingVerdict::Refuse {
+            windows.current = windows.current.saturating_add(1);
+        }
+        drop(counts);
         if verdict != PumpingVerdict::Send {
             tracing::warn!(
-                prefix_digits = prefix.len(),
                 mobile = %Masked(mobile),
                 mode = self.guard.mode.as_str(),
                 limit_per_hour = self.guard.limit_per_hour,
@@ -93,31 +102,28 @@ impl PumpingCheck {
         verdict
     }
 
-    /// Counts a code sent to `mobile`.
-    pub fn record_sent(&self, mobile: &str) {
+    /// Takes back the count of a code [`Self::judge`] let through that was not sent after all
+    /// (rate limited, already served, refused by PostgreSQL).
+    pub fn release(&self, mobile: &str) {
         let Some(prefix) = self.prefix(mobile) else {
             return;
         };
         let (hour, _) = self.clock();
         if let Ok(mut counts) = self.counts.lock() {
-            if counts.len() >= SWEEP_ABOVE {
-                counts.retain(|_, w| w.hour + 1 >= hour);
+            if let Some(windows) = counts.get_mut(&prefix) {
+                *windows = windows.at(hour);
+                windows.current = windows.current.saturating_sub(1);
             }
-            let entry = counts.entry(prefix.to_owned()).or_insert(Windows {
-                hour,
-                current: 0,
-                previous: 0,
-            });
-            *entry = entry.at(hour);
-            entry.current = entry.current.saturating_add(1);
         }
     }
 
-    fn prefix<'a>(&self, mobile: &'a str) -> Option<&'a str> {
+    fn prefix(&self, mobile: &str) -> Option<String> {
         if !self.guard.is_active() {
             return None;
         }
-        self.guard.prefix(limit_identity(mobile))
+        self.guard
+            .prefix(&limit_identity(mobile))
+            .map(str::to_owned)
     }
 
     /// The fixed hour (since start) and how far into it we are.
@@ -147,12 +153,14 @@ mod tests {
     #[test]
     fn only_codes_sent_count_and_other_prefixes_flow() {
         let check = check(PumpingMode::Enforce);
-        // Judging counts nothing: refused or rate-limited requests never trip the guard.
+        // Codes taken back (not sent after all) never trip the guard.
         for _ in 0..10 {
             assert_eq!(check.judge("9876500000"), PumpingVerdict::Send);
+            check.release("9876500000");
         }
+        // Three let through in one batch: the fourth is refused before any is recorded.
         for i in 0..3 {
-            check.record_sent(&format!("98765{i:05}"));
+            assert_eq!(check.judge(&format!("98765{i:05}")), PumpingVerdict::Send);
         }
         assert_eq!(check.judge("9876599999"), PumpingVerdict::Refuse);
         assert_eq!(
@@ -168,8 +176,8 @@ mod tests {
         let shadow = check(PumpingMode::Shadow);
         let off = check(PumpingMode::Off);
         for i in 0..3 {
-            shadow.record_sent(&format!("98765{i:05}"));
-            off.record_sent(&format!("98765{i:05}"));
+            shadow.judge(&format!("98765{i:05}"));
+            off.judge(&format!("98765{i:05}"));
         }
         assert_eq!(shadow.judge("9876500009"), PumpingVerdict::SendFlagged);
         assert_eq!(off.judge("9876500009"), PumpingVerdict::Send);

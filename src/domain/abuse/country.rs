@@ -41,17 +41,18 @@ impl CountryAllowList {
 impl CountryAllowList {
     /// Is a mobile number allowed by its own digits? §1 accepts 10-13 digits, so a country can
     /// hide in the number itself (`447700900123`, no `countryCode`): an all-digit number longer
-    /// than 10 digits must start with an allowed country code, optionally after zeros (`0…`,
+    /// than 10 digits (after dropping `+`, spaces and dashes: egov-user may store `+44…`) must
+    /// start with an allowed country code, optionally after zeros (`0…`,
     /// `091…`, `0091…`; a lone trunk `0` is domestic). Ten digits or fewer, or anything that is not
     /// all digits (a user name), is left to the other checks. An empty list allows all.
     pub fn allows_number(&self, mobile: &str) -> bool {
-        if self.codes.is_empty()
-            || mobile.len() <= 10
-            || !mobile.bytes().all(|b| b.is_ascii_digit())
-        {
+        let Some(digits) = super::compact_number(mobile) else {
+            return true;
+        };
+        if self.codes.is_empty() || digits.len() <= 10 {
             return true;
         }
-        let lead = mobile[..mobile.len() - 10].trim_start_matches('0');
+        let lead = digits[..digits.len() - 10].trim_start_matches('0');
         lead.is_empty() || self.codes.iter().any(|code| code == lead)
     }
 
@@ -120,6 +121,7 @@ mod tests {
             "0447700900123",
             "9198765432101",
             "19876543210",
+            "+44 7700 900123",
         ] {
             assert!(!india.allows_number(refused), "{refused}");
         }

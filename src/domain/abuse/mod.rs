@@ -45,6 +45,16 @@ fn until_under(history: &[SystemTime], now: SystemTime, window: Duration, limit:
     window.saturating_sub(age)
 }
 
+/// The digits of a phone number written with `+`, spaces or dashes (`+91 98765-43210` →
+/// `919876543210`), or `None` when what is left is not all ASCII digits (a user name).
+pub fn compact_number(text: &str) -> Option<String> {
+    let compact: String = text
+        .chars()
+        .filter(|c| !matches!(c, '+' | ' ' | '-'))
+        .collect();
+    (!compact.is_empty() && compact.bytes().all(|b| b.is_ascii_digit())).then_some(compact)
+}
+
 /// One hour.
 pub const HOUR: Duration = Duration::from_secs(3600);
 /// One day.

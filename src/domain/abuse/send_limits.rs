@@ -14,15 +14,18 @@ use std::time::{Duration, SystemTime};
 
 use super::{until_under, within, DAY, HOUR};
 
-/// The number a send limit counts under: the last 10 digits of an all-digit number longer than
-/// 10 (`09876543210`, `919876543210` and `0919876543210` reach the same Indian phone as
-/// `9876543210`, and §1 accepts 10-13 digits), else the value as it is. Where the SMS goes is not
-/// changed; only the count is shared, so spelling a number differently buys no extra SMS.
-pub fn limit_identity(mobile: &str) -> &str {
-    if mobile.len() > 10 && mobile.bytes().all(|b| b.is_ascii_digit()) {
-        &mobile[mobile.len() - 10..]
-    } else {
-        mobile
+/// The number the limits (send limits, guess budget, pumping guard) count under: the digits of a
+/// phone number (`+`, spaces and dashes dropped), the last 10 of them when there are more
+/// (`09876543210`, `919876543210`, `+91 98765-43210` and `0919876543210` reach the same Indian
+/// phone as `9876543210`; §1 accepts 10-13 digits and egov-user may store `+91…`); anything
+/// else (a user name) as it is. Where the SMS goes is not changed; only the count is shared, so
+/// spelling a number differently buys no extra SMS or guesses. `sql/validation_lookup.sql`
+/// computes the same for the guess budget.
+pub fn limit_identity(mobile: &str) -> String {
+    match super::compact_number(mobile) {
+        Some(digits) if digits.len() > 10 => digits[digits.len() - 10..].to_owned(),
+        Some(digits) => digits,
+        None => mobile.to_owned(),
     }
 }
 
@@ -241,9 +244,17 @@ mod tests {
 
     #[test]
     fn every_spelling_of_a_number_counts_as_one() {
-        for spelled in ["9876543210", "09876543210", "919876543210", "0919876543210"] {
+        for spelled in [
+            "9876543210",
+            "09876543210",
+            "919876543210",
+            "0919876543210",
+            "+919876543210",
+            "+91 98765-43210",
+        ] {
             assert_eq!(limit_identity(spelled), "9876543210", "{spelled}");
         }
+        assert_eq!(limit_identity("ramesh-k"), "ramesh-k");
         assert_eq!(limit_identity("ramesh"), "ramesh");
         assert_eq!(limit_identity("98765"), "98765");
     }

@@ -36,7 +36,15 @@ LEFT JOIN LATERAL (
     ORDER BY seq DESC
     LIMIT 1
 ) AS n ON true
-CROSS JOIN LATERAL (SELECT coalesce(n.identity, $2::text) AS identity) AS budget
+-- The budget counts per number however spelled, as the send limits do (limit_identity in
+-- src/domain/abuse/send_limits.rs): the digits without `+`, spaces and dashes, the last 10 of
+-- them; a user name as it is.
+CROSS JOIN LATERAL (SELECT coalesce(n.identity, $2::text) AS raw) AS given
+CROSS JOIN LATERAL (SELECT regexp_replace(given.raw, '[+ -]', '', 'g') AS digits) AS compact
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN compact.digits ~ '^[0-9]+$' THEN right(compact.digits, 10)
+                ELSE given.raw END AS identity
+) AS budget
 LEFT JOIN LATERAL (
     SELECT failed_at, version, code_id, code_failures FROM otp_guess_budget
     WHERE tenant_id = $1 AND identity = budget.identity
