@@ -40,9 +40,10 @@ LEFT JOIN LATERAL (
 -- src/domain/abuse/send_limits.rs): the digits without `+`, spaces and dashes, the last 10 of
 -- them; a user name as it is.
 CROSS JOIN LATERAL (SELECT coalesce(n.identity, $2::text) AS raw) AS given
-CROSS JOIN LATERAL (SELECT regexp_replace(given.raw, '[+ -]', '', 'g') AS digits) AS compact
+CROSS JOIN LATERAL (SELECT translate(given.raw, '+ -', '') AS digits) AS compact
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN compact.digits ~ '^[0-9]+$' THEN right(compact.digits, 10)
+    SELECT CASE WHEN compact.digits <> '' AND translate(compact.digits, '0123456789', '') = ''
+                THEN right(compact.digits, 10)
                 ELSE given.raw END AS identity
 ) AS budget
 LEFT JOIN LATERAL (
