@@ -131,10 +131,22 @@ async fn concurrent_guesses_cannot_exceed_the_budget() {
     assert!(answers
         .iter()
         .all(|(status, _)| *status == 400 || *status == 503));
+    // Never more than the budget counted, however many raced (a guess that keeps losing the
+    // compare-and-set gives up unsuccessful, uncounted); the rest spent one at a time.
+    let (raced, _) = budget_of(&stack, mobile).await;
+    assert!((1..=10).contains(&raced), "{raced}");
+    for _ in raced..10 {
+        let (status, _) = stack.validate(mobile, "pb", &bad).await;
+        assert_eq!(status, 400);
+    }
     let (failures, _) = budget_of(&stack, mobile).await;
+    assert_eq!(failures, 10);
+    let (status, _) = stack.validate(mobile, "pb", &bad).await;
+    assert_eq!(status, 400);
     assert_eq!(
-        failures, 10,
-        "exactly the budget counted, however many raced"
+        budget_of(&stack, mobile).await.0,
+        10,
+        "a spent budget counts no more"
     );
     let (status, body) = stack.validate(mobile, "pb", &right).await;
     assert_eq!((status, body), (400, validation_unsuccessful()));
