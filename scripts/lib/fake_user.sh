@@ -35,10 +35,10 @@ fake_fail() {
 
 fake_build() {
     command -v cargo >/dev/null || die "fake-egov-user: cargo is not installed"
-    log "fake-egov-user: cargo build --quiet --bin fake-egov-user (waits if another build holds the lock)"
+    log "fake-egov-user: cargo build --quiet -p fake-egov-user (waits if another build holds the lock)"
     local start
     start=$(now_ms)
-    if ! (cd "$REPO_DIR" && cargo build --quiet --bin fake-egov-user) >"$FAKE_BUILD_LOG" 2>&1; then
+    if ! (cd "$REPO_DIR" && cargo build --quiet -p fake-egov-user) >"$FAKE_BUILD_LOG" 2>&1; then
         show_log "$FAKE_BUILD_LOG" 40
         die "fake-egov-user: cargo build failed (full log: $FAKE_BUILD_LOG)"
     fi
@@ -58,8 +58,8 @@ fake_up() {
     if tcp_open 127.0.0.1 "$LOCAL_FAKE_USER_PORT"; then
         die "fake-egov-user: 127.0.0.1:$LOCAL_FAKE_USER_PORT is already in use by a process this script did not start; stop it or set LOCAL_FAKE_USER_PORT"
     fi
-    [[ -f $REPO_DIR/src/bin/fake_egov_user.rs ]] ||
-        die "fake-egov-user: $REPO_DIR/src/bin/fake_egov_user.rs does not exist (yet)"
+    [[ -f $REPO_DIR/tools/fake-egov-user/src/main.rs ]] ||
+        die "fake-egov-user: $REPO_DIR/tools/fake-egov-user/src/main.rs does not exist (yet)"
     [[ -f $FAKE_USERS ]] || die "fake-egov-user: users file $FAKE_USERS does not exist (yet)"
     fake_build
     local bin

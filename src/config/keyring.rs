@@ -30,7 +30,7 @@ impl fmt::Debug for PreviousKey {
 /// # Errors
 /// A [`ConfigError`] naming the key: both sources set, an unreadable file, a malformed entry, a
 /// short secret, a repeated id or the current id.
-pub fn load_previous(
+pub(super) fn load_previous(
     sources: &Sources,
     current_id: &str,
     warnings: &mut Vec<String>,

@@ -10,11 +10,11 @@ use std::fmt;
 use super::error::ConfigError;
 use super::sources::Sources;
 
-pub const SECRET_KEY: &str = "USER_OTP_HMAC_SECRET";
-pub const SECRET_FILE_KEY: &str = "USER_OTP_HMAC_SECRET_FILE";
+pub(super) const SECRET_KEY: &str = "USER_OTP_HMAC_SECRET";
+pub(super) const SECRET_FILE_KEY: &str = "USER_OTP_HMAC_SECRET_FILE";
 
 /// Shortest accepted secret, in bytes (the HMAC-SHA-256 block is 64; 32 gives 256 bits).
-pub const MIN_SECRET_BYTES: usize = 32;
+pub(super) const MIN_SECRET_BYTES: usize = 32;
 
 /// Publicly known; only for the development profile, refused in production.
 const DEVELOPMENT_SECRET: &[u8] = b"user-otp development secret: never use in production";
@@ -93,14 +93,14 @@ impl HmacSecret {
 }
 
 /// A warning when the secret file named by `USER_OTP_HMAC_SECRET_FILE` may be read by others.
-pub fn file_warning(sources: &Sources) -> Option<String> {
+pub(super) fn file_warning(sources: &Sources) -> Option<String> {
     let found = sources.get(SECRET_FILE_KEY, None)?;
     readable_by_others(&found.value).map(|warning| format!("{SECRET_FILE_KEY}: {warning}"))
 }
 
 /// A warning when users other than the owner and group may read `path` (Kubernetes mounts
 /// secrets 0644 unless the pod sets `defaultMode`; 0440 or 0400 is right).
-pub fn readable_by_others(path: &str) -> Option<String> {
+pub(super) fn readable_by_others(path: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o004 != 0).then(|| {

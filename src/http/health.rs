@@ -21,10 +21,10 @@ use tokio::sync::Mutex;
 use super::AppState;
 
 /// How long a readiness result is reused.
-pub const CACHE_FOR: Duration = Duration::from_secs(1);
+pub(super) const CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// Longest one dependency check may take.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The last result of each dependency check, shared by every request.
 #[derive(Clone, Default)]
@@ -83,12 +83,12 @@ fn answer(parts: &[(&str, bool)]) -> (StatusCode, Json<Value>) {
     (status, Json(body))
 }
 
-pub async fn liveness() -> Json<Value> {
+pub(super) async fn liveness() -> Json<Value> {
     Json(json!({"status": "UP"}))
 }
 
 /// `_send` (and, in role `all`, the worker): the broker, plus PostgreSQL with the worker.
-pub async fn send_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(super) async fn send_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.readiness.with_worker {
         let (kafka, database) = tokio::join!(broker_up(&state), database_up(&state));
         answer(&[("kafka", kafka), ("database", database)])
@@ -98,7 +98,7 @@ pub async fn send_readiness(State(state): State<AppState>) -> (StatusCode, Json<
 }
 
 /// The egov-otp API: PostgreSQL.
-pub async fn otp_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(super) async fn otp_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     answer(&[("database", database_up(&state).await)])
 }
 

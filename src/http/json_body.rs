@@ -12,7 +12,7 @@ use super::envelope::LegacyError;
 use super::AppState;
 
 /// The raw bytes of a JSON request body, checked for type and size.
-pub struct JsonBody(pub Bytes);
+pub(super) struct JsonBody(pub Bytes);
 
 impl FromRequest<AppState> for JsonBody {
     type Rejection = LegacyError;

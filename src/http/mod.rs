@@ -145,10 +145,10 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests
-/// ([`server`]: header-read timeout on every connection).
+/// (our own HTTP/1 accept loop: a header-read timeout on every connection).
 ///
 /// # Errors
-/// As [`server::serve`].
+/// None so far: accept errors (e.g. out of file descriptors) are logged and retried.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,

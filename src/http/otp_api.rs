@@ -32,14 +32,14 @@ use crate::telemetry::Masked;
 /// `{"responseInfo":null,"otp":{…}|null}`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OtpResponse {
+pub(super) struct OtpResponse {
     response_info: Option<()>,
     otp: Option<OtpView>,
 }
 
 /// The `otp` member of an answer, in egov-otp's member order.
 #[derive(Serialize)]
-pub struct OtpView {
+pub(super) struct OtpView {
     otp: Option<String>,
     #[serde(rename = "UUID")]
     uuid: Uuid,
@@ -55,7 +55,7 @@ pub struct OtpView {
 /// with the usual answer.
 const MAX_SETTLE_ROUNDS: usize = 4;
 
-pub async fn validate(
+pub(super) async fn validate(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OtpResponse>, LegacyError> {
@@ -165,7 +165,7 @@ async fn attempt(
 /// meaningful probability, and verifying against it costs what a real one does.
 const NO_HASH: [u8; crate::domain::code::HASH_LENGTH] = [0; crate::domain::code::HASH_LENGTH];
 
-pub async fn search(
+pub(super) async fn search(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OtpResponse>, LegacyError> {

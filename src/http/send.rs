@@ -32,7 +32,7 @@ struct SendResponse {
     is_successful: bool,
 }
 
-pub async fn send_otp(
+pub(super) async fn send_otp(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
@@ -102,7 +102,7 @@ pub async fn send_otp(
 }
 
 /// The field error of a `countryCode` outside `USER_OTP_ALLOWED_COUNTRY_CODES`.
-pub fn country_not_allowed() -> crate::domain::FieldError {
+pub(super) fn country_not_allowed() -> crate::domain::FieldError {
     crate::domain::FieldError {
         code: NOT_ALLOWED_CODE.to_owned(),
         message: "OTPs are not sent to this country".to_owned(),

@@ -30,7 +30,7 @@ use tower::ServiceExt;
 ///
 /// # Errors
 /// None so far: accept errors (e.g. out of file descriptors) are logged and retried.
-pub async fn serve(
+pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,

@@ -631,7 +631,7 @@ fn refused(refusal: Refusal) -> Outcome {
     }
 }
 
-pub fn epoch_ms(time: SystemTime) -> i64 {
+pub(super) fn epoch_ms(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

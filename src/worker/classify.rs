@@ -37,23 +37,23 @@ use crate::store::{Outcome, Recorded, RequestKey};
 /// How old another worker's pending outcome must be before it counts as abandoned: longer than
 /// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
 /// librdkafka can still be delivered (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`, 5 s by default).
-pub const PENDING_GRACE: Duration = Duration::from_secs(10);
+pub(super) const PENDING_GRACE: Duration = Duration::from_secs(10);
 
 /// A parsed request and the event it came in.
-pub struct Request<'a> {
+pub(super) struct Request<'a> {
     pub event: &'a Incoming,
     pub request: OtpRequest,
     pub fingerprint: Vec<u8>,
 }
 
 impl Request<'_> {
-    pub fn key(&self) -> RequestKey {
+    pub(super) fn key(&self) -> RequestKey {
         (self.event.request_id.clone(), self.fingerprint.clone())
     }
 }
 
 /// A request recorded `sms_pending` by a run that did not finish it.
-pub struct Pending {
+pub(super) struct Pending {
     pub code_id: Uuid,
     /// How long ago it was recorded.
     pub age: Duration,
@@ -62,7 +62,7 @@ pub struct Pending {
 }
 
 /// What to do with one event.
-pub enum Work<'a> {
+pub(super) enum Work<'a> {
     DeadLetter(&'a Incoming, Verdict),
     AlreadyServed,
     Stale(Request<'a>),

@@ -27,7 +27,7 @@ use crate::config::KafkaSettings;
 /// revoke is therefore never served after the partition came back (its offsets could otherwise
 /// be stored past events that are being fetched again).
 #[derive(Clone, Default)]
-pub struct Assignment(Arc<Mutex<Epochs>>);
+pub(super) struct Assignment(Arc<Mutex<Epochs>>);
 
 #[derive(Default)]
 struct Epochs {
@@ -37,7 +37,7 @@ struct Epochs {
 
 impl Assignment {
     /// The current epoch of a partition, `None` when it is not owned.
-    pub fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
+    pub(super) fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
         self.0
             .lock()
             .ok()
@@ -45,7 +45,7 @@ impl Assignment {
     }
 
     /// True while the ownership `epoch` of the partition lasts.
-    pub fn owns(&self, topic: &str, partition: i32, epoch: u64) -> bool {
+    pub(super) fn owns(&self, topic: &str, partition: i32, epoch: u64) -> bool {
         self.epoch(topic, partition) == Some(epoch)
     }
 
@@ -66,7 +66,7 @@ impl Assignment {
 }
 
 /// Commits stored offsets before partitions are taken away, and tracks the [`Assignment`].
-pub struct CommitOnRevoke {
+pub(super) struct CommitOnRevoke {
     pub assignment: Assignment,
 }
 
@@ -99,10 +99,10 @@ impl ConsumerContext for CommitOnRevoke {
     }
 }
 
-pub type RequestConsumer = StreamConsumer<CommitOnRevoke>;
+pub(super) type RequestConsumer = StreamConsumer<CommitOnRevoke>;
 
 /// A consumer in the worker group, subscribed to the request topic.
-pub fn subscribe(
+pub(super) fn subscribe(
     settings: &KafkaSettings,
     assignment: Assignment,
 ) -> Result<RequestConsumer, KafkaError> {
@@ -141,7 +141,7 @@ pub fn subscribe(
 
 /// Stores, per partition, the last offset of a finished batch (committed by the next
 /// auto-commit, on revoke, or at shutdown). Partitions revoked meanwhile are skipped.
-pub fn store_offsets(consumer: &RequestConsumer, batch: &[Incoming]) {
+pub(super) fn store_offsets(consumer: &RequestConsumer, batch: &[Incoming]) {
     let mut last: HashMap<(&str, i32), i64> = HashMap::new();
     for event in batch {
         let entry = last
@@ -158,7 +158,7 @@ pub fn store_offsets(consumer: &RequestConsumer, batch: &[Incoming]) {
 }
 
 /// Commits the stored offsets synchronously (shutdown).
-pub fn commit(consumer: &RequestConsumer) {
+pub(super) fn commit(consumer: &RequestConsumer) {
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(%error, "nothing to commit at shutdown");
     }

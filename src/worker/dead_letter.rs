@@ -33,7 +33,7 @@ const FRAMING_ALLOWANCE: usize = 1_024;
 
 /// Why an event was dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(super) enum Reason {
     /// No value, not JSON, not an object, or a field of the wrong JSON type.
     Malformed,
     /// Readable, but failing a `_send` validation rule.
@@ -53,7 +53,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
             Self::InvalidRequest => "invalid_request",
@@ -69,14 +69,14 @@ impl Reason {
 
 /// Why one event is dead-lettered: the reason, a detail, and extra headers (e.g. the SQLSTATE).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(super) struct Verdict {
     pub reason: Reason,
     pub detail: String,
     pub extra: Vec<(&'static str, String)>,
 }
 
 impl Verdict {
-    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+    pub(super) fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -84,7 +84,7 @@ impl Verdict {
         }
     }
 
-    pub fn with(mut self, header: &'static str, value: impl Into<String>) -> Self {
+    pub(super) fn with(mut self, header: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((header, value.into()));
         self
     }
@@ -92,7 +92,7 @@ impl Verdict {
 
 /// The dead letter of `event` for `topic`, its value cut so that the whole record stays within
 /// `max_bytes`. Borrows the event's value: an event kept only to be dead-lettered is not copied.
-pub fn build<'a>(
+pub(super) fn build<'a>(
     event: &'a Incoming,
     verdict: &Verdict,
     topic: &str,
@@ -138,7 +138,7 @@ pub fn build<'a>(
 
 /// The smallest dead letter of `event`: a null value and only the dead-letter headers, pointing
 /// at the original by its source topic, partition and offset.
-pub fn pointer<'a>(event: &'a Incoming, verdict: &Verdict, topic: &str) -> Outgoing<'a> {
+pub(super) fn pointer<'a>(event: &'a Incoming, verdict: &Verdict, topic: &str) -> Outgoing<'a> {
     let mut headers: Vec<OutHeader<'a>> = own_headers(event, verdict).collect();
     if let Some(value) = &event.payload {
         headers.push(header(VALUE_HEADER, "omitted"));

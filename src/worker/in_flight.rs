@@ -48,14 +48,14 @@ impl InFlight {
 
 /// The share of the bounds one lane may hold.
 #[derive(Debug, Clone, Copy)]
-pub struct Share {
+pub(super) struct Share {
     pub events: usize,
     pub bytes: usize,
 }
 
 impl Share {
     /// `max_events` and `max_bytes` split evenly among `lanes` (at least one event and 1 byte).
-    pub fn of(max_events: usize, max_bytes: usize, lanes: usize) -> Self {
+    pub(super) fn of(max_events: usize, max_bytes: usize, lanes: usize) -> Self {
         let lanes = lanes.max(1);
         Self {
             events: (max_events / lanes).max(1),
@@ -66,13 +66,13 @@ impl Share {
 
 /// What one lane holds, counted into the worker's [`InFlight`] totals as well.
 #[derive(Debug, Default)]
-pub struct LaneLoad {
+pub(super) struct LaneLoad {
     events: AtomicUsize,
     bytes: AtomicUsize,
 }
 
 impl LaneLoad {
-    pub fn add(&self, totals: &InFlight, bytes: usize) {
+    pub(super) fn add(&self, totals: &InFlight, bytes: usize) {
         self.events.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         totals.events.fetch_add(1, Ordering::Relaxed);
@@ -80,7 +80,7 @@ impl LaneLoad {
         totals.peak_bytes.fetch_max(now, Ordering::Relaxed);
     }
 
-    pub fn remove(&self, totals: &InFlight, events: usize, bytes: usize) {
+    pub(super) fn remove(&self, totals: &InFlight, events: usize, bytes: usize) {
         self.events.fetch_sub(events, Ordering::Relaxed);
         self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         totals.events.fetch_sub(events, Ordering::Relaxed);
@@ -88,13 +88,13 @@ impl LaneLoad {
     }
 
     /// More than the share: the lane's partitions are to be paused.
-    pub fn over(&self, share: Share) -> bool {
+    pub(super) fn over(&self, share: Share) -> bool {
         self.events.load(Ordering::Relaxed) > share.events
             || self.bytes.load(Ordering::Relaxed) > share.bytes
     }
 
     /// Back under half the share: the lane's paused partitions may resume.
-    pub fn drained(&self, share: Share) -> bool {
+    pub(super) fn drained(&self, share: Share) -> bool {
         self.events.load(Ordering::Relaxed) <= share.events / 2
             && self.bytes.load(Ordering::Relaxed) <= share.bytes / 2
     }

@@ -17,7 +17,7 @@ use crate::domain::request_id::{request_id, sensible_caller_id};
 use crate::store::SourcePosition;
 
 /// One header of an event: its name and its value (`None` for a null value).
-pub type Header = (String, Option<Vec<u8>>);
+pub(super) type Header = (String, Option<Vec<u8>>);
 
 /// One consumed request event.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl Incoming {
 }
 
 /// Reads every header whose name is UTF-8; returns them and how many could not be read.
-pub fn read_headers(headers: &BorrowedHeaders) -> (Vec<Header>, usize) {
+pub(super) fn read_headers(headers: &BorrowedHeaders) -> (Vec<Header>, usize) {
     let mut read = Vec::with_capacity(headers.count());
     let mut unreadable = 0;
     for index in 0..headers.count() {

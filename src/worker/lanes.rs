@@ -36,7 +36,7 @@ use super::incoming::Incoming;
 /// A partition paused in one ownership epoch.
 type PausedPartition = (String, i32, u64);
 
-pub struct Lanes {
+pub(super) struct Lanes {
     senders: Vec<mpsc::UnboundedSender<Incoming>>,
     loads: Vec<Arc<LaneLoad>>,
     /// Per lane, the partitions paused because the lane was over its share.
@@ -49,7 +49,7 @@ pub struct Lanes {
 }
 
 /// What the lanes are bounded by.
-pub struct Bounds {
+pub(super) struct Bounds {
     pub lanes: usize,
     pub batch_size: usize,
     pub max_in_flight_events: usize,
@@ -60,7 +60,7 @@ impl Lanes {
     /// Starts the lanes. `abandon` interrupts a batch in progress (shutdown grace over);
     /// `totals` is kept up to date with what they hold.
     #[allow(clippy::too_many_arguments)]
-    pub fn start(
+    pub(super) fn start(
         bounds: &Bounds,
         pipeline: Arc<Pipeline>,
         consumer: Arc<RequestConsumer>,
@@ -111,7 +111,7 @@ impl Lanes {
 
     /// Queues `event` on its partition's lane without waiting; pauses the partition when the
     /// lane is over its share. False once the lanes have stopped.
-    pub fn route(&mut self, event: Incoming) -> bool {
+    pub(super) fn route(&mut self, event: Incoming) -> bool {
         let lane = usize::try_from(event.source.partition).unwrap_or(0) % self.senders.len();
         self.loads[lane].add(&self.totals, event.size_bytes());
         let over = self.loads[lane].over(self.share);
@@ -148,7 +148,7 @@ impl Lanes {
 
     /// Resumes the paused partitions of every lane that is back under half its share
     /// (partitions no longer owned in the same epoch are forgotten instead).
-    pub fn resume_drained(&mut self) {
+    pub(super) fn resume_drained(&mut self) {
         for (lane, paused) in self.paused.iter_mut().enumerate() {
             if paused.is_empty() || !self.loads[lane].drained(self.share) {
                 continue;
@@ -166,7 +166,7 @@ impl Lanes {
     }
 
     /// Stops routing and waits for every lane to finish its batch in progress.
-    pub async fn finish(mut self) {
+    pub(super) async fn finish(mut self) {
         self.senders.clear();
         while self.tasks.join_next().await.is_some() {}
     }

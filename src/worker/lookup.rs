@@ -25,7 +25,7 @@ const LOOKUP_CONCURRENCY: usize = 32;
 /// A user search for a number nobody has.
 const CANARY_NUMBER: &str = "0000000000";
 
-pub type LookupResult = Result<Option<FoundUser>, UserLookupError>;
+pub(super) type LookupResult = Result<Option<FoundUser>, UserLookupError>;
 type LookupFuture<'a> = std::pin::Pin<Box<dyn Future<Output = LookupResult> + Send + 'a>>;
 
 impl Pipeline {

@@ -62,7 +62,7 @@ use crate::users::UserClient;
 /// How long the batch in progress may take to finish after shutdown was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Concurrent batch pipelines per worker ([`lanes`]); partition `p` is served by lane
+/// Concurrent batch pipelines per worker (module `lanes`); partition `p` is served by lane
 /// `p % LANES`, so at most this many of a worker's partitions are processed at once.
 pub const LANES: usize = 6;
 

@@ -20,11 +20,11 @@ use crate::kafka::{EventProducer, ProduceError};
 
 /// One header of an outgoing event: its name and value (`None`: a null value), borrowed or
 /// owned.
-pub type OutHeader<'a> = (Cow<'a, str>, Option<Cow<'a, [u8]>>);
+pub(super) type OutHeader<'a> = (Cow<'a, str>, Option<Cow<'a, [u8]>>);
 
 /// An event ready to produce; it may borrow from the request event it answers (a dead letter
 /// borrows the original's value instead of copying it).
-pub struct Outgoing<'a> {
+pub(super) struct Outgoing<'a> {
     pub topic: String,
     pub key: Option<Cow<'a, [u8]>>,
     /// `None`: a null value.
@@ -37,7 +37,7 @@ impl Outgoing<'_> {
     ///
     /// # Errors
     /// As [`EventProducer::send`].
-    pub async fn send(&self, producer: &EventProducer) -> Result<(), ProduceError> {
+    pub(super) async fn send(&self, producer: &EventProducer) -> Result<(), ProduceError> {
         let headers: Vec<(&str, Option<&[u8]>)> = self
             .headers
             .iter()
@@ -56,7 +56,7 @@ impl Outgoing<'_> {
     /// Key, value and header bytes (what librdkafka compares with `message.max.bytes`, minus
     /// its framing).
     #[cfg(test)]
-    pub fn size_bytes(&self) -> usize {
+    pub(crate) fn size_bytes(&self) -> usize {
         self.key.as_ref().map_or(0, |k| k.len())
             + self.payload.as_ref().map_or(0, |p| p.len())
             + self
@@ -71,7 +71,7 @@ impl Outgoing<'_> {
 /// carry `x-request-id` (`correlation_id`: the caller's id, else the request id) and
 /// `x-otp-code-id` (the code's UUID, by which a scan of the SMS topic finds them).
 #[allow(clippy::too_many_arguments)]
-pub fn for_delivery(
+pub(super) fn for_delivery(
     request: &OtpRequest,
     correlation_id: &str,
     code_id: &Uuid,

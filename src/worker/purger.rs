@@ -15,7 +15,7 @@ use crate::store::OtpStore;
 const PAUSE: Duration = Duration::from_millis(50);
 
 /// Purges on schedule until `shutdown`; returns at once when the interval is zero (off).
-pub async fn run(store: OtpStore, settings: RetentionSettings, shutdown: CancellationToken) {
+pub(super) async fn run(store: OtpStore, settings: RetentionSettings, shutdown: CancellationToken) {
     if settings.purge_interval.is_zero() {
         return;
     }

@@ -25,7 +25,7 @@ use crate::store::{NewOutcome, OtpStore, RequestKey, StoreError};
 
 /// What recording a batch achieved.
 #[derive(Debug, Default)]
-pub struct Recorded {
+pub(super) struct Recorded {
     /// Keys recorded by this call (not recorded before by anyone).
     pub won: HashSet<RequestKey>,
     /// Indexes (into the outcomes given) of outcomes PostgreSQL refused alone, with the error.
@@ -38,7 +38,7 @@ pub struct Recorded {
 ///
 /// # Errors
 /// [`Cancelled`] when `cancel` fires first; what was recorded until then stays recorded.
-pub async fn record(
+pub(super) async fn record(
     store: &OtpStore,
     worker_id: &str,
     policy: &RetryPolicy,

@@ -20,7 +20,7 @@ use crate::retry::{retry, Attempt, Backoff, Cancelled, RetryNotice, RetryPolicy}
 ///
 /// # Errors
 /// [`Cancelled`] when `cancel` fires first.
-pub async fn until_settled<T, E, F, Fut>(
+pub(super) async fn until_settled<T, E, F, Fut>(
     policy: &RetryPolicy,
     what: &'static str,
     cancel: &CancellationToken,
@@ -38,7 +38,7 @@ where
 ///
 /// # Errors
 /// [`Cancelled`] when `cancel` fires first.
-pub async fn until_done<T, E, F, Fut>(
+pub(super) async fn until_done<T, E, F, Fut>(
     policy: &RetryPolicy,
     what: &'static str,
     cancel: &CancellationToken,

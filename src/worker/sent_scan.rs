@@ -34,7 +34,7 @@ const SCAN_SLACK_MS: i64 = 10_000;
 
 /// A scan of the SMS topic for some code ids, resumable across attempts.
 #[derive(Debug, Clone)]
-pub struct SentScan {
+pub(super) struct SentScan {
     bootstrap_servers: String,
     topic: String,
     since_ms: i64,
@@ -47,7 +47,7 @@ pub struct SentScan {
 impl SentScan {
     /// A scan of `topic` from `since_ms` (epoch ms, minus a slack for clock skew) for SMS events
     /// of `code_ids`.
-    pub fn new(
+    pub(super) fn new(
         bootstrap_servers: &str,
         topic: &str,
         since_ms: i64,
@@ -69,7 +69,7 @@ impl SentScan {
     /// # Errors
     /// A [`KafkaError`] from the broker, or [`KafkaError::Canceled`] when `timeout` passed
     /// before the end was reached (the next call resumes).
-    pub async fn run(&mut self, timeout: Duration) -> Result<HashSet<Uuid>, KafkaError> {
+    pub(super) async fn run(&mut self, timeout: Duration) -> Result<HashSet<Uuid>, KafkaError> {
         if self.code_ids.is_empty() {
             return Ok(HashSet::new());
         }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 /// Addresses of the local services, from the same variables `scripts/services` reads.
 #[derive(Debug, Clone)]
-pub struct Local {
+pub(crate) struct Local {
     pub kafka: String,
     pub pg_host: String,
     pub pg_port: u16,
@@ -20,7 +20,7 @@ pub struct Local {
 }
 
 impl Local {
-    pub fn from_env() -> anyhow::Result<Self> {
+    pub(crate) fn from_env() -> anyhow::Result<Self> {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         Ok(Self {
@@ -41,13 +41,13 @@ impl Local {
 }
 
 /// A short random suffix for topic, group and database names.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &id[..12])
 }
 
 /// A binary built next to this one (`target/release/<name>`).
-pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("locating the bench binary")?;
     let path = me.with_file_name(name);
     if !path.exists() {
@@ -60,19 +60,19 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// A free TCP port on 127.0.0.1.
-pub fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// A child process that is killed when dropped.
-pub struct Service {
+pub(crate) struct Service {
     pub child: Child,
 }
 
 impl Service {
-    pub fn start(
+    pub(crate) fn start(
         name: &str,
         binary: &PathBuf,
         args: &[&str],
@@ -92,17 +92,17 @@ impl Service {
         Ok(Self { child })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Peak resident memory so far (VmHWM), in MB.
-    pub fn peak_rss_mb(&self) -> Option<f64> {
+    pub(crate) fn peak_rss_mb(&self) -> Option<f64> {
         peak_rss_mb(self.pid())
     }
 
     /// SIGTERM, then wait (SIGKILL after `grace`).
-    pub fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
         signal(self.pid(), "-TERM");
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -117,14 +117,14 @@ impl Service {
     }
 
     /// SIGKILL (a crash), and reap.
-    pub fn crash(mut self) -> anyhow::Result<()> {
+    pub(crate) fn crash(mut self) -> anyhow::Result<()> {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
     }
 
     /// True if the process has exited (it crashed or stopped on its own).
-    pub fn exited(&mut self) -> bool {
+    pub(crate) fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 }
@@ -140,7 +140,7 @@ fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
 
-pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+pub(crate) fn peak_rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -148,7 +148,11 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
 }
 
 /// Polls `probe` every 20 ms until it returns true or `timeout` passes.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<()>
+pub(crate) async fn wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut probe: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

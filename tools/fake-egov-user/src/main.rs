@@ -622,7 +622,7 @@ mod tests {
     #[test]
     fn dev_users_file_is_indexed() {
         let users: Vec<Value> =
-            serde_json::from_str(include_str!("../../dev/fake-egov-users.json")).expect("array");
+            serde_json::from_str(include_str!("../../../dev/fake-egov-users.json")).expect("array");
         let d = Directory::new(&users, None).expect("valid users");
         assert_eq!(ids(&d, citizen("pb", "9999900001")), [101]);
         assert_eq!(ids(&d, citizen("pb", "9999900002")), [102]);

@@ -26,8 +26,8 @@ use crate::audit::{audit, Audit};
 use crate::env::{sibling_binary, unique, Local, Service};
 use crate::kafka_io::{self, Event};
 use crate::measure::requests;
-use crate::raw_header;
 use crate::stack::Stack;
+use kafka_raw_header as raw_header;
 
 const ALL: [&str; 5] = [
     "kill-worker",
@@ -40,7 +40,12 @@ const ALL: [&str; 5] = [
 /// Longest any drill may wait for its requests to be served.
 const DRILL_DEADLINE: Duration = Duration::from_secs(900);
 
-pub async fn run(local: &Local, user_host: &str, name: &str, quick: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    local: &Local,
+    user_host: &str,
+    name: &str,
+    quick: bool,
+) -> anyhow::Result<()> {
     let names: Vec<&str> = if name == "all" {
         ALL.to_vec()
     } else if ALL.contains(&name) {

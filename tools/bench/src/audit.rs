@@ -7,7 +7,7 @@ use crate::kafka_io;
 use crate::stack::Stack;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct Audit {
+pub(crate) struct Audit {
     /// Requests written to the request topic.
     pub sent: usize,
     /// Requests with a final outcome in PostgreSQL.
@@ -20,7 +20,7 @@ pub struct Audit {
     pub sms: usize,
 }
 
-pub async fn audit(stack: &Stack, request_ids: &[String]) -> anyhow::Result<Audit> {
+pub(crate) async fn audit(stack: &Stack, request_ids: &[String]) -> anyhow::Result<Audit> {
     // Outcomes are keyed by the worker's request id: `caller:` + the x-request-id header.
     let stored: Vec<String> = request_ids
         .iter()

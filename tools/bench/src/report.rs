@@ -9,7 +9,7 @@ use crate::http_load::HttpRun;
 use crate::measure::{Latency, WorkerRun};
 use crate::stack;
 
-pub struct Figures {
+pub(crate) struct Figures {
     values: Map<String, Value>,
 }
 
@@ -19,7 +19,7 @@ fn round(value: f64, digits: i32) -> Value {
 }
 
 impl Figures {
-    pub async fn new(quick: bool, local: &Local) -> anyhow::Result<Self> {
+    pub(crate) async fn new(quick: bool, local: &Local) -> anyhow::Result<Self> {
         let mut values = Map::new();
         values.insert("mode".into(), json!(if quick { "quick" } else { "full" }));
         values.insert(
@@ -53,7 +53,7 @@ impl Figures {
         self.values.insert(key.into(), value);
     }
 
-    pub fn worker(&mut self, run: &WorkerRun) {
+    pub(crate) fn worker(&mut self, run: &WorkerRun) {
         self.set("requests", json!(run.requests));
         self.set("worker_seconds", round(run.seconds, 2));
         self.set("worker_rps", round(run.rps, 0));
@@ -64,7 +64,7 @@ impl Figures {
         self.set("sms_events", json!(run.audit.sms));
     }
 
-    pub fn passthrough(&mut self, rps: f64) {
+    pub(crate) fn passthrough(&mut self, rps: f64) {
         self.set("passthrough_rps", round(rps, 0));
         let worker = self
             .values
@@ -74,7 +74,7 @@ impl Figures {
         self.set("worker_vs_passthrough", round(worker / rps, 3));
     }
 
-    pub fn latency(&mut self, latency: &Latency) {
+    pub(crate) fn latency(&mut self, latency: &Latency) {
         self.set("latency_offered_rps", json!(latency.offered_rps));
         self.set("latency_seconds", json!(latency.seconds));
         self.set("latency_requests", json!(latency.requests));
@@ -84,7 +84,7 @@ impl Figures {
         self.set("expired_sms", json!(latency.expired_sms));
     }
 
-    pub fn http(&mut self, http: &HttpRun) {
+    pub(crate) fn http(&mut self, http: &HttpRun) {
         self.set("shim_rps", round(http.shim.rps, 0));
         self.set("shim_failed", json!(http.shim.failed));
         self.set("trivial_rps", round(http.trivial.rps, 0));
@@ -114,7 +114,7 @@ impl Figures {
 
     /// Throughput with `rows` codes stored, also relative to the empty-table run of the same
     /// size (`worker_rps_1_process`).
-    pub fn growth_rows(&mut self, rows: u64, rps: f64) {
+    pub(crate) fn growth_rows(&mut self, rows: u64, rps: f64) {
         self.set(&format!("worker_rps_with_{rows}_rows"), round(rps, 0));
         // With the purge keeping 24 h (USER_OTP_RETENTION_HOURS), a table of `rows` codes is
         // what a steady rate of rows / 86,400 requests per second keeps.
@@ -134,24 +134,24 @@ impl Figures {
         }
     }
 
-    pub fn growth_workers(&mut self, one: f64, two: f64, two_peak_rss_mb: f64) {
+    pub(crate) fn growth_workers(&mut self, one: f64, two: f64, two_peak_rss_mb: f64) {
         self.set("worker_rps_1_process", round(one, 0));
         self.set("worker_rps_2_processes", round(two, 0));
         self.set("worker_2_processes_peak_rss_mb", round(two_peak_rss_mb, 1));
     }
 
-    pub fn finish(&mut self, elapsed: Duration) {
+    pub(crate) fn finish(&mut self, elapsed: Duration) {
         self.set("bench_seconds", round(elapsed.as_secs_f64(), 1));
     }
 
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         println!("{:<34} value", "figure");
         for (key, value) in &self.values {
             println!("{key:<34} {value}");
         }
     }
 
-    pub fn write_json(&self, path: &std::path::Path) -> anyhow::Result<()> {
+    pub(crate) fn write_json(&self, path: &std::path::Path) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&self.values)? + "\n")?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use crate::env::{free_port, sibling_binary, wait_until, Service};
 use crate::kafka_io;
 use crate::stack::Stack;
 
-pub struct Load {
+pub(crate) struct Load {
     pub rps: f64,
     pub ok: u64,
     pub failed: u64,
@@ -29,13 +29,13 @@ enum Kind {
 
 /// `_validate` with a wrong code, for numbers with a live code and for numbers without any:
 /// interleaved one at a time, medians in ms (the enumeration guard of issue 9).
-pub struct ValidateGap {
+pub(crate) struct ValidateGap {
     pub samples: usize,
     pub live_median_ms: f64,
     pub none_median_ms: f64,
 }
 
-pub struct HttpRun {
+pub(crate) struct HttpRun {
     pub gap: ValidateGap,
     pub shim: Load,
     pub trivial: Load,
@@ -46,7 +46,11 @@ pub struct HttpRun {
 
 /// Starts `user-otp serve` on `stack` and measures `_send`, the liveness handler, and
 /// `_validate` with the codes of the SMS events already on the stack's SMS topic.
-pub async fn run(stack: &Stack, seconds: u64, concurrency: usize) -> anyhow::Result<HttpRun> {
+pub(crate) async fn run(
+    stack: &Stack,
+    seconds: u64,
+    concurrency: usize,
+) -> anyhow::Result<HttpRun> {
     let port = free_port()?;
     let serve = Service::start(
         "serve",

@@ -13,11 +13,11 @@ use crate::kafka_io::{self, Event};
 use crate::stack::Stack;
 
 /// Partitions of the benchmark's request topic.
-pub const PARTITIONS: i32 = 6;
+pub(crate) const PARTITIONS: i32 = 6;
 
 /// `n` request events: even ones register a new number (`9…`, unknown to egov-user), odd ones
 /// log in a known citizen (`7…`, the fake's synthetic users). Every one earns an SMS.
-pub fn requests(n: usize, tag: &str) -> Vec<Event> {
+pub(crate) fn requests(n: usize, tag: &str) -> Vec<Event> {
     (0..n)
         .map(|i| {
             let (mobile, otp_type) = if i % 2 == 0 {
@@ -37,7 +37,7 @@ pub fn requests(n: usize, tag: &str) -> Vec<Event> {
         .collect()
 }
 
-pub struct WorkerRun {
+pub(crate) struct WorkerRun {
     pub stack: Stack,
     pub requests: usize,
     pub seconds: f64,
@@ -48,7 +48,7 @@ pub struct WorkerRun {
 
 /// Preloads `n` requests, starts `workers` worker processes and times until every request has
 /// its final outcome. `prefill` rows are put in the code table first.
-pub async fn worker_throughput(
+pub(crate) async fn worker_throughput(
     local: &Local,
     user_host: &str,
     n: usize,
@@ -155,7 +155,7 @@ async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub struct Latency {
+pub(crate) struct Latency {
     pub offered_rps: u32,
     pub seconds: u32,
     pub requests: usize,
@@ -167,7 +167,7 @@ pub struct Latency {
 
 /// Offers `rate` requests per second for `seconds` to a running worker; latency is from each
 /// request event's timestamp to its SMS event's timestamp.
-pub async fn latency(
+pub(crate) async fn latency(
     local: &Local,
     user_host: &str,
     rate: u32,
@@ -229,6 +229,16 @@ pub async fn latency(
             continue;
         };
         latencies.push((record.timestamp_ms - sent) as f64);
+        if let Ok(path) = std::env::var("BENCH_DUMP") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{} {} {}", sent, record.timestamp_ms - sent, 0);
+            }
+        }
         let expiry = serde_json::from_slice::<serde_json::Value>(&record.payload)
             .ok()
             .and_then(|v| v["expiryTime"].as_i64())
@@ -257,7 +267,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -14,14 +14,14 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// One request event to write.
-pub struct Event {
+pub(crate) struct Event {
     pub key: String,
     pub payload: Vec<u8>,
     pub request_id: String,
 }
 
 /// One event read back.
-pub struct Record {
+pub(crate) struct Record {
     pub request_id: Option<String>,
     /// The `x-dead-letter-reason` header, on dead letters.
     pub reason: Option<String>,
@@ -29,7 +29,11 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-pub async fn create_topics(bootstrap: &str, names: &[&str], partitions: i32) -> anyhow::Result<()> {
+pub(crate) async fn create_topics(
+    bootstrap: &str,
+    names: &[&str],
+    partitions: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
@@ -45,7 +49,7 @@ pub async fn create_topics(bootstrap: &str, names: &[&str], partitions: i32) -> 
     Ok(())
 }
 
-pub fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<FutureProducer> {
+pub(crate) fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         // Up to the broker's own limit: the fuzz drill writes events above librdkafka's default.
@@ -56,7 +60,7 @@ pub fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<FutureProduce
 }
 
 /// Sends one event without waiting for its acknowledgement.
-pub fn send(
+pub(crate) fn send(
     producer: &FutureProducer,
     topic: &str,
     event: &Event,
@@ -80,7 +84,7 @@ pub fn send(
 
 /// Writes one event with a null or given value, an `x-request-id` header and an optional
 /// timestamp, and waits for its acknowledgement.
-pub async fn send_raw(
+pub(crate) async fn send_raw(
     producer: &FutureProducer,
     topic: &str,
     key: &[u8],
@@ -107,7 +111,11 @@ pub async fn send_raw(
 }
 
 /// Writes every event, many in flight, and waits until all are acknowledged.
-pub async fn preload(bootstrap: &str, topic: &str, events: &[Event]) -> anyhow::Result<Duration> {
+pub(crate) async fn preload(
+    bootstrap: &str,
+    topic: &str,
+    events: &[Event],
+) -> anyhow::Result<Duration> {
     let producer = producer(bootstrap, 5)?;
     let started = Instant::now();
     let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
@@ -125,7 +133,7 @@ pub async fn preload(bootstrap: &str, topic: &str, events: &[Event]) -> anyhow::
     Ok(started.elapsed())
 }
 
-pub async fn acknowledged(delivery: DeliveryFuture) -> anyhow::Result<()> {
+pub(crate) async fn acknowledged(delivery: DeliveryFuture) -> anyhow::Result<()> {
     match delivery.await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((error, _))) => bail!("delivery failed: {error}"),
@@ -134,7 +142,7 @@ pub async fn acknowledged(delivery: DeliveryFuture) -> anyhow::Result<()> {
 }
 
 /// Every event on `topic` from the beginning to its current end.
-pub async fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>> {
+pub(crate) async fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>> {
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || read_all_blocking(&bootstrap, &topic))
@@ -202,7 +210,7 @@ fn read_all_blocking(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>
 /// A bare at-least-once consume → produce passthrough (the ceiling the worker is compared
 /// with): up to 10,000 deliveries in flight, an offset stored once it and all before it are
 /// acknowledged. Returns events per second until `expected` events were passed through.
-pub async fn passthrough(
+pub(crate) async fn passthrough(
     bootstrap: &str,
     from: &str,
     to: &str,

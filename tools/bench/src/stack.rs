@@ -10,7 +10,7 @@ use user_otp::store::OtpStore;
 use crate::env::{unique, Local};
 use crate::kafka_io;
 
-pub struct Stack {
+pub(crate) struct Stack {
     pub local: Local,
     pub request_topic: String,
     pub sms_topic: String,
@@ -23,7 +23,11 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn create(local: &Local, user_host: &str, partitions: i32) -> anyhow::Result<Self> {
+    pub(crate) async fn create(
+        local: &Local,
+        user_host: &str,
+        partitions: i32,
+    ) -> anyhow::Result<Self> {
         let run = unique("bench");
         let topic = |kind: &str| format!("{run}.{kind}");
         let (request_topic, sms_topic, email_topic, dead_letter_topic) =
@@ -60,7 +64,7 @@ impl Stack {
 
     /// Environment of a `user-otp` process on this stack (HTTP on `http_port`; 0 for a
     /// worker, which serves no HTTP).
-    pub fn service_env(&self, http_port: u16) -> HashMap<String, String> {
+    pub(crate) fn service_env(&self, http_port: u16) -> HashMap<String, String> {
         let l = &self.local;
         [
             ("USER_OTP_PROFILE", "development".to_owned()),
@@ -94,13 +98,13 @@ impl Stack {
     }
 
     /// The same, as typed settings (for using the library directly).
-    pub fn settings(&self, http_port: u16) -> anyhow::Result<Settings> {
+    pub(crate) fn settings(&self, http_port: u16) -> anyhow::Result<Settings> {
         let sources = Sources::from_env(self.service_env(http_port))?;
         Ok(Settings::from_sources(&sources)?)
     }
 
     /// Drops this stack's database (after its last measurement).
-    pub async fn drop_database(&self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_database(&self) -> anyhow::Result<()> {
         connect(&self.local, &self.local.pg_db)
             .await?
             .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
@@ -110,7 +114,7 @@ impl Stack {
 
     /// Requests from this stack's request topic with a final outcome (anything but
     /// `sms_pending`; prefilled rows do not count).
-    pub async fn final_outcomes(&self) -> anyhow::Result<i64> {
+    pub(crate) async fn final_outcomes(&self) -> anyhow::Result<i64> {
         Ok(self
             .db
             .query_one(
@@ -123,7 +127,7 @@ impl Stack {
     }
 }
 
-pub async fn connect(local: &Local, dbname: &str) -> anyhow::Result<tokio_postgres::Client> {
+pub(crate) async fn connect(local: &Local, dbname: &str) -> anyhow::Result<tokio_postgres::Client> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(&local.pg_host)

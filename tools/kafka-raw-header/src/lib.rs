@@ -1,7 +1,7 @@
 //! Writing events that rdkafka's safe API cannot express, as a careless or hostile producer
 //! would: a header name that is not UTF-8 (rdkafka takes names as `&str`), through librdkafka's
-//! own `rd_kafka_produceva`. The only `unsafe` of the project lives here, in tooling: the fuzz
-//! drill and the integration tests (`tests/common`, which include this file) use it; the
+//! own `rd_kafka_produceva`. The only `unsafe` of the workspace lives here, in tooling: the fuzz
+//! drill (`tools/bench`) and the integration tests (a dev-dependency of the service) use it; the
 //! service itself forbids unsafe code.
 
 use std::ffi::{c_int, c_void, CString};
