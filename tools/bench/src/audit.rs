@@ -18,6 +18,10 @@ pub(crate) struct Audit {
     pub duplicate_sms: usize,
     pub dead_lettered: usize,
     pub sms: usize,
+    /// Timestamps (ms since the epoch) of the first and last SMS event for these requests:
+    /// the window in which they were served.
+    pub first_sms_ms: Option<i64>,
+    pub last_sms_ms: Option<i64>,
 }
 
 pub(crate) async fn audit(stack: &Stack, request_ids: &[String]) -> anyhow::Result<Audit> {
@@ -48,6 +52,11 @@ pub(crate) async fn audit(stack: &Stack, request_ids: &[String]) -> anyhow::Resu
         }
     }
     let wanted: HashSet<&String> = request_ids.iter().collect();
+    let served = || {
+        sms.iter()
+            .filter(|r| r.request_id.as_ref().is_some_and(|id| wanted.contains(id)))
+            .map(|r| r.timestamp_ms)
+    };
     Ok(Audit {
         sent: request_ids.len(),
         outcomes: finished.len(),
@@ -62,5 +71,7 @@ pub(crate) async fn audit(stack: &Stack, request_ids: &[String]) -> anyhow::Resu
             .sum(),
         dead_lettered: dead.len(),
         sms: sms.len(),
+        first_sms_ms: served().min(),
+        last_sms_ms: served().max(),
     })
 }

@@ -23,7 +23,7 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::audit::{audit, Audit};
-use crate::env::{sibling_binary, unique, Local, Service};
+use crate::env::{unique, Local, Service};
 use crate::kafka_io::{self, Event};
 use crate::measure::requests;
 use crate::stack::Stack;
@@ -91,6 +91,7 @@ pub(crate) async fn run(
 /// One worker process with static membership, restarted (and counted) when it exits by itself.
 struct Worker {
     process: Option<Service>,
+    binary: std::path::PathBuf,
     env: HashMap<String, String>,
     crashes: usize,
 }
@@ -101,6 +102,7 @@ impl Worker {
         env.insert("USER_OTP_KAFKA_GROUP_INSTANCE_ID".into(), unique("worker"));
         let mut worker = Self {
             process: None,
+            binary: stack.local.service_binary.clone(),
             env,
             crashes: 0,
         };
@@ -111,7 +113,7 @@ impl Worker {
     fn spawn(&mut self) -> anyhow::Result<()> {
         self.process = Some(Service::start(
             "worker",
-            &sibling_binary("user-otp")?,
+            &self.binary,
             &["worker"],
             &self.env,
         )?);

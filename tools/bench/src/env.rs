@@ -17,6 +17,11 @@ pub(crate) struct Local {
     pub pg_user: String,
     pub pg_password: String,
     pub pg_db: String,
+    /// The `user-otp` binary measured (`--service-binary`; default: the one built next to this
+    /// benchmark), so one benchmark build can measure a before and an after.
+    pub service_binary: PathBuf,
+    /// `scripts/services`' state folder (pid files of PostgreSQL and Kafka, for CPU figures).
+    pub state_dir: PathBuf,
 }
 
 impl Local {
@@ -36,6 +41,8 @@ impl Local {
             pg_user: var("LOCAL_PG_USER", "user_otp"),
             pg_password: var("LOCAL_PG_PASSWORD", "user_otp"),
             pg_db: var("LOCAL_PG_DB", "user_otp"),
+            service_binary: sibling_binary("user-otp")?,
+            state_dir: crate::cpu::state_dir(),
         })
     }
 }

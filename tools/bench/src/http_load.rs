@@ -1,6 +1,10 @@
 //! HTTP load: `_send` against a trivial handler of the same server, and `_validate`.
 //! A closed-loop generator: `concurrency` tasks, each sending its next request as soon as the
-//! previous answer arrived, for a fixed time, over kept-alive connections.
+//! previous answer arrived, for a fixed time, over kept-alive connections. The first
+//! [`WARMUP`] of each load is not counted (connections are opened, pools filled).
+//!
+//! The generator runs on the same 2 cores as the server: each load reports the server's CPU
+//! time per answered request, which does not depend on how fast the generator is.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,14 +12,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::env::{free_port, sibling_binary, wait_until, Service};
+use crate::cpu::{Meter, Metered};
+use crate::env::{free_port, wait_until, Service};
 use crate::kafka_io;
 use crate::stack::Stack;
+
+/// Time at the start of each load that is not counted.
+const WARMUP: Duration = Duration::from_millis(500);
 
 pub(crate) struct Load {
     pub rps: f64,
     pub ok: u64,
     pub failed: u64,
+    /// The server process's CPU time per answered request, in µs.
+    pub server_cpu_us_per_req: f64,
+    /// Share of the box's CPU the load generator (this process) used, 0..=cores.
+    pub generator_cores: f64,
 }
 
 /// What one request of a load is.
@@ -54,7 +66,7 @@ pub(crate) async fn run(
     let port = free_port()?;
     let serve = Service::start(
         "serve",
-        &sibling_binary("user-otp")?,
+        &stack.local.service_binary,
         &["serve"],
         &stack.service_env(port),
     )?;
@@ -71,8 +83,27 @@ pub(crate) async fn run(
     let codes = Arc::new(sms_codes(stack).await?);
     let gap = validate_gap(&client, &base, &codes[codes.len() / 2..]).await;
     let duration = Duration::from_secs(seconds);
-    let shim = hammer(&client, &base, Kind::Send, concurrency, duration, &codes).await;
-    let trivial = hammer(&client, &base, Kind::Health, concurrency, duration, &codes).await;
+    let server = serve.pid();
+    let shim = hammer(
+        &client,
+        &base,
+        Kind::Send,
+        concurrency,
+        duration,
+        &codes,
+        server,
+    )
+    .await;
+    let trivial = hammer(
+        &client,
+        &base,
+        Kind::Health,
+        concurrency,
+        duration,
+        &codes,
+        server,
+    )
+    .await;
     let validate_right = hammer(
         &client,
         &base,
@@ -80,6 +111,7 @@ pub(crate) async fn run(
         concurrency,
         duration,
         &codes,
+        server,
     )
     .await;
     let validate_wrong = hammer(
@@ -89,6 +121,7 @@ pub(crate) async fn run(
         concurrency,
         duration,
         &codes,
+        server,
     )
     .await;
     let serve_peak_rss_mb = serve.peak_rss_mb().unwrap_or(f64::NAN);
@@ -175,12 +208,13 @@ async fn hammer(
     concurrency: usize,
     duration: Duration,
     codes: &Arc<Vec<(String, String)>>,
+    server: u32,
 ) -> Load {
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let counter = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + duration;
+    let counting_from = Instant::now() + WARMUP;
+    let deadline = counting_from + duration;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let (client, base, codes) = (client.clone(), base.to_owned(), codes.clone());
@@ -191,28 +225,41 @@ async fn hammer(
                     let Some(request) = build(&client, &base, kind, i, &codes) else {
                         break;
                     };
-                    match request.send().await {
+                    let answered = match request.send().await {
                         Ok(response) if response.status().is_success() == expects_success(kind) => {
                             // Read the body so the connection is reused.
                             let _ = response.bytes().await;
-                            ok.fetch_add(1, Ordering::Relaxed);
+                            &ok
                         }
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
+                        _ => &failed,
+                    };
+                    if Instant::now() >= counting_from {
+                        answered.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
         })
         .collect();
+    tokio::time::sleep_until(counting_from.into()).await;
+    let processes = [
+        Metered::process("server", server),
+        Metered::process("bench", std::process::id()),
+    ];
+    let meter = Meter::start(&processes);
+    let measuring = Instant::now();
     for task in tasks {
         let _ = task.await;
     }
+    let usage = meter.read();
+    let seconds = measuring.elapsed().as_secs_f64();
     let ok = ok.load(Ordering::Relaxed);
+    let answered = (ok + failed.load(Ordering::Relaxed)).max(1) as f64;
     Load {
-        rps: ok as f64 / started.elapsed().as_secs_f64(),
+        rps: ok as f64 / seconds,
         ok,
         failed: failed.load(Ordering::Relaxed),
+        server_cpu_us_per_req: usage.of("server").unwrap_or(f64::NAN) * 1e6 / answered,
+        generator_cores: usage.of("bench").unwrap_or(f64::NAN) / seconds,
     }
 }
 

@@ -49,6 +49,43 @@ pub(crate) async fn create_topics(
     Ok(())
 }
 
+/// Deletes `names` (a topic already gone is not an error).
+///
+/// # Errors
+/// When the broker cannot be reached or refuses a deletion for another reason.
+pub(crate) async fn delete_topics(bootstrap: &str, names: &[&str]) -> anyhow::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for result in admin.delete_topics(names, &AdminOptions::new()).await? {
+        if let Err((topic, error)) = result {
+            if error != rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition {
+                bail!("deleting topic {topic}: {error}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every topic name on the broker, with its partition count.
+///
+/// # Errors
+/// When the broker does not answer a metadata request within 10 s.
+pub(crate) fn topics(bootstrap: &str) -> anyhow::Result<Vec<(String, usize)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| (t.name().to_owned(), t.partitions().len()))
+        .collect())
+}
+
 pub(crate) fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -209,7 +246,9 @@ fn read_all_blocking(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>
 
 /// A bare at-least-once consume → produce passthrough (the ceiling the worker is compared
 /// with): up to 10,000 deliveries in flight, an offset stored once it and all before it are
-/// acknowledged. Returns events per second until `expected` events were passed through.
+/// acknowledged; librdkafka's default fetch settings. Returns events per second from the first
+/// event received (the group join excluded, as for the worker) until `expected` events were
+/// passed through.
 pub(crate) async fn passthrough(
     bootstrap: &str,
     from: &str,
@@ -223,17 +262,17 @@ pub(crate) async fn passthrough(
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.queue.backoff.ms", "0")
         .create()?;
     consumer.subscribe(&[from])?;
     let producer = producer(bootstrap, 5)?;
-    let started = Instant::now();
+    let mut started = None;
     let mut in_flight: VecDeque<(i32, i64, DeliveryFuture)> = VecDeque::new();
     let mut done = 0usize;
     let mut received = 0usize;
     while done < expected {
         if received < expected && in_flight.len() < 10_000 {
             let message = consumer.recv().await?;
+            started.get_or_insert_with(Instant::now);
             let record = FutureRecord::to(to)
                 .key(message.key().unwrap_or_default())
                 .payload(message.payload().unwrap_or_default());
@@ -251,5 +290,6 @@ pub(crate) async fn passthrough(
         consumer.store_offset(from, partition, offset)?;
         done += 1;
     }
-    Ok(expected as f64 / started.elapsed().as_secs_f64())
+    let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    Ok(expected as f64 / seconds.max(0.001))
 }

@@ -8,12 +8,13 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::audit::{audit, Audit};
-use crate::env::{sibling_binary, wait_until, Local, Service};
+use crate::cpu::{self, Meter, Metered, Usage};
+use crate::env::{wait_until, Local, Service};
 use crate::kafka_io::{self, Event};
 use crate::stack::Stack;
 
-/// Partitions of the benchmark's request topic.
-pub(crate) const PARTITIONS: i32 = 6;
+/// Partitions of the benchmark's request topic (DIGIT's topics have 3; issue 10 compares 12).
+pub(crate) const PARTITIONS: i32 = 3;
 
 /// `n` request events: even ones register a new number (`9…`, unknown to egov-user), odd ones
 /// log in a known citizen (`7…`, the fake's synthetic users). Every one earns an SMS.
@@ -40,37 +41,56 @@ pub(crate) fn requests(n: usize, tag: &str) -> Vec<Event> {
 pub(crate) struct WorkerRun {
     pub stack: Stack,
     pub requests: usize,
-    pub seconds: f64,
+    /// From the first to the last SMS event of these requests (the group join and start-up
+    /// excluded), in s.
+    pub served_seconds: f64,
+    /// Requests per second over `served_seconds`.
     pub rps: f64,
+    /// From starting the processes to the first SMS event, in s.
+    pub startup_seconds: f64,
     pub peak_rss_mb: f64,
     pub audit: Audit,
+    /// CPU seconds per process over the run (worker processes summed as `worker`).
+    pub cpu: Usage,
 }
 
-/// Preloads `n` requests, starts `workers` worker processes and times until every request has
-/// its final outcome. `prefill` rows are put in the code table first.
+/// Preloads `n` requests, starts `workers` worker processes (each capped at `cap` when given)
+/// and waits until every request has its final outcome. `prefill` rows are put in the code table
+/// first. Throughput is timed over the served window (see [`WorkerRun`]).
 pub(crate) async fn worker_throughput(
     local: &Local,
     user_host: &str,
     n: usize,
     workers: usize,
     prefill: u64,
+    partitions: i32,
 ) -> anyhow::Result<WorkerRun> {
-    let stack = Stack::create(local, user_host, PARTITIONS.max(workers as i32)).await?;
+    let stack = Stack::create(local, user_host, partitions.max(workers as i32)).await?;
     if prefill > 0 {
         prefill_codes(&stack, prefill).await?;
     }
     let events = requests(n, "tp");
     kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
-    let binary = sibling_binary("user-otp")?;
-    let started = Instant::now();
     let mut env = stack.service_env(0);
     if prefill > 0 {
         // The purge runs through the measurement (rows past the retention are waiting).
         env.insert("USER_OTP_PURGE_INTERVAL_SECONDS".into(), "10".into());
     }
+    let mut meter = Meter::start(&cpu::local_stack(&local.state_dir));
+    let started_ms = now_ms();
     let processes: Vec<Service> = (0..workers)
-        .map(|i| Service::start(&format!("worker-{i}"), &binary, &["worker"], &env))
+        .map(|i| {
+            Service::start(
+                &format!("worker-{i}"),
+                &local.service_binary,
+                &["worker"],
+                &env,
+            )
+        })
         .collect::<anyhow::Result<_>>()?;
+    for process in &processes {
+        meter.add(Metered::process("worker", process.pid()));
+    }
     let target = n as i64;
     wait_until(
         "every request's outcome",
@@ -78,7 +98,7 @@ pub(crate) async fn worker_throughput(
         || async { stack.final_outcomes().await.unwrap_or(0) >= target },
     )
     .await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let cpu = meter.read();
     let peak_rss_mb = processes
         .iter()
         .filter_map(Service::peak_rss_mb)
@@ -93,13 +113,21 @@ pub(crate) async fn worker_throughput(
         // that follow.
         stack.drop_database().await?;
     }
+    let (first, last) = (
+        audit.first_sms_ms.unwrap_or(started_ms),
+        audit.last_sms_ms.unwrap_or(started_ms),
+    );
+    // n - 1 intervals between the first and the last SMS.
+    let served_seconds = ((last - first) as f64 / 1000.0).max(0.001);
     Ok(WorkerRun {
         stack,
         requests: n,
-        seconds,
-        rps: n as f64 / seconds,
+        served_seconds,
+        rps: n.saturating_sub(1) as f64 / served_seconds,
+        startup_seconds: (first - started_ms) as f64 / 1000.0,
         peak_rss_mb,
         audit,
+        cpu,
     })
 }
 
@@ -156,33 +184,39 @@ async fn prefill_codes(stack: &Stack, rows: u64) -> anyhow::Result<()> {
 }
 
 pub(crate) struct Latency {
-    pub offered_rps: u32,
-    pub seconds: u32,
     pub requests: usize,
+    /// What the generator actually offered over the measured window, per s (below the target
+    /// rate when the load generator itself was starved of CPU).
+    pub offered_rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
     pub expired_sms: usize,
+    /// CPU seconds per process over the measured window.
+    pub cpu: Usage,
 }
 
-/// Offers `rate` requests per second for `seconds` to a running worker; latency is from each
-/// request event's timestamp to its SMS event's timestamp.
+/// Offers `rate` requests per second to a running worker: `warmup_seconds` first (not
+/// measured: the producer's and the worker's connections, pools and caches warm up), then
+/// `seconds` measured. Latency is from each request event's timestamp (taken as it is produced)
+/// to its SMS event's timestamp.
 pub(crate) async fn latency(
     local: &Local,
     user_host: &str,
     rate: u32,
+    warmup_seconds: u32,
     seconds: u32,
 ) -> anyhow::Result<Latency> {
-    let stack = Stack::create(local, user_host, 3).await?;
+    let stack = Stack::create(local, user_host, PARTITIONS).await?;
     let worker = Service::start(
         "worker",
-        &sibling_binary("user-otp")?,
+        &local.service_binary,
         &["worker"],
         &stack.service_env(0),
     )?;
-    // Warm up: the worker has joined its group once a first request is served.
-    let warm = requests(1, "warm");
-    kafka_io::preload(&local.kafka, &stack.request_topic, &warm).await?;
+    // The worker has joined its group once a first request is served.
+    let first = requests(1, "first");
+    kafka_io::preload(&local.kafka, &stack.request_topic, &first).await?;
     wait_until(
         "the worker to serve a first request",
         Duration::from_secs(60),
@@ -190,36 +224,24 @@ pub(crate) async fn latency(
     )
     .await?;
 
+    let producer = kafka_io::producer(&local.kafka, 0)?;
+    let warm = requests((rate * warmup_seconds) as usize, "warm");
+    offer(&producer, &stack.request_topic, &warm, rate).await?;
     let total = (rate * seconds) as usize;
     let events = requests(total, "lat");
-    let producer = kafka_io::producer(&local.kafka, 0)?;
-    let per_tick = (rate / 100).max(1) as usize;
-    let mut ticks = tokio::time::interval(Duration::from_millis(10));
-    let mut sent_at: HashMap<String, i64> = HashMap::with_capacity(total);
-    let mut deliveries = Vec::with_capacity(total);
-    for chunk in events.chunks(per_tick) {
-        ticks.tick().await;
-        let now = now_ms();
-        for event in chunk {
-            deliveries.push(kafka_io::send(
-                &producer,
-                &stack.request_topic,
-                event,
-                Some(now),
-            )?);
-            sent_at.insert(event.request_id.clone(), now);
-        }
-    }
-    for delivery in deliveries {
-        kafka_io::acknowledged(delivery).await?;
-    }
-    let target = total as i64 + 1;
+    let mut meter = Meter::start(&cpu::local_stack(&local.state_dir));
+    meter.add(Metered::process("worker", worker.pid()));
+    let offer_started = Instant::now();
+    let sent_at = offer(&producer, &stack.request_topic, &events, rate).await?;
+    let offered_rps = total as f64 / offer_started.elapsed().as_secs_f64();
+    let target = (1 + warm.len() + total) as i64;
     wait_until(
         "every offered request's outcome",
         Duration::from_secs(600),
         || async { stack.final_outcomes().await.unwrap_or(0) >= target },
     )
     .await?;
+    let cpu = meter.read();
     worker.stop(Duration::from_secs(20))?;
 
     let mut latencies = Vec::with_capacity(total);
@@ -229,16 +251,6 @@ pub(crate) async fn latency(
             continue;
         };
         latencies.push((record.timestamp_ms - sent) as f64);
-        if let Ok(path) = std::env::var("BENCH_DUMP") {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(path)
-            {
-                let _ = writeln!(f, "{} {} {}", sent, record.timestamp_ms - sent, 0);
-            }
-        }
         let expiry = serde_json::from_slice::<serde_json::Value>(&record.payload)
             .ok()
             .and_then(|v| v["expiryTime"].as_i64())
@@ -247,16 +259,43 @@ pub(crate) async fn latency(
             expired_sms += 1;
         }
     }
+    stack.remove().await?;
     latencies.sort_by(f64::total_cmp);
     Ok(Latency {
-        offered_rps: rate,
-        seconds,
         requests: latencies.len(),
+        offered_rps,
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         expired_sms,
+        cpu,
     })
+}
+
+/// Produces `events` at `rate` per second (a tick every 10 ms), each timestamped as it is
+/// produced; waits for every acknowledgement. Returns each request id's timestamp (ms).
+async fn offer(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    events: &[Event],
+    rate: u32,
+) -> anyhow::Result<HashMap<String, i64>> {
+    let per_tick = (rate / 100).max(1) as usize;
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    let mut sent_at = HashMap::with_capacity(events.len());
+    let mut deliveries = Vec::with_capacity(events.len());
+    for chunk in events.chunks(per_tick) {
+        ticks.tick().await;
+        for event in chunk {
+            let now = now_ms();
+            deliveries.push(kafka_io::send(producer, topic, event, Some(now))?);
+            sent_at.insert(event.request_id.clone(), now);
+        }
+    }
+    for delivery in deliveries {
+        kafka_io::acknowledged(delivery).await?;
+    }
+    Ok(sent_at)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

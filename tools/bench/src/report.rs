@@ -1,158 +1,162 @@
-//! The benchmark's figures: one JSON object (the `--json` file) and the same as a table.
+//! The benchmark's figures. A run of `scripts/bench` repeats every measurement `--runs` times
+//! (rounds); each figure is reported as the median of its rounds with the lowest and highest
+//! value, so a before/after comparison can tell a change from the machine's noise. The
+//! environment (versions, the box, the broker's state) is reported once.
+//!
+//! Output: a table on stdout, and with `--json FILE` one object
+//! `{"environment": {…}, "runs": N, "figures": {"name": {"median", "min", "max", "values": […]}}}`.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::env::Local;
-use crate::http_load::HttpRun;
-use crate::measure::{Latency, WorkerRun};
 use crate::stack;
 
+/// The figures of one round, by name (units in the name: `_rps`, `_ms`, `_mb`, `_us_per_req`).
+pub(crate) type Round = BTreeMap<String, f64>;
+
+/// Every round of one benchmark run and its environment.
 pub(crate) struct Figures {
-    values: Map<String, Value>,
+    environment: Map<String, Value>,
+    rounds: Vec<Round>,
 }
 
-fn round(value: f64, digits: i32) -> Value {
+/// The median, lowest and highest of `values` (sorted in place); `None` when empty.
+pub(crate) fn spread(values: &mut [f64]) -> Option<(f64, f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = match n {
+        0 => return None,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    };
+    Some((median, values[0], values[n - 1]))
+}
+
+/// Rounds `value` to `digits` decimals (figures are printed without false precision).
+fn round_to(value: f64, digits: i32) -> f64 {
     let factor = 10f64.powi(digits);
-    json!((value * factor).round() / factor)
+    (value * factor).round() / factor
+}
+
+/// Decimals worth printing for a figure of this size.
+fn digits_for(value: f64) -> i32 {
+    match value.abs() {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        v if v >= 1.0 => 2,
+        _ => 3,
+    }
 }
 
 impl Figures {
+    /// The environment: mode, cores, memory, CPU model, Kafka, librdkafka, PostgreSQL and rustc
+    /// versions.
     pub(crate) async fn new(quick: bool, local: &Local) -> anyhow::Result<Self> {
-        let mut values = Map::new();
-        values.insert("mode".into(), json!(if quick { "quick" } else { "full" }));
-        values.insert(
+        let mut environment = Map::new();
+        environment.insert("mode".into(), json!(if quick { "quick" } else { "full" }));
+        environment.insert(
             "cores".into(),
             json!(std::thread::available_parallelism().map_or(0, usize::from)),
         );
-        values.insert(
+        environment.insert(
             "memory_gib".into(),
-            json!(memory_gib().map(|g| (g * 10.0).round() / 10.0)),
+            json!(memory_gib().map(|g| round_to(g, 1))),
         );
-        values.insert("cpu".into(), json!(cpu_model()));
-        values.insert(
+        environment.insert("cpu".into(), json!(cpu_model()));
+        environment.insert(
             "kafka_version".into(),
             json!(std::env::var("KAFKA_VERSION").ok()),
         );
-        values.insert(
+        environment.insert(
             "librdkafka_version".into(),
             json!(rdkafka::util::get_rdkafka_version().1),
         );
         let pg = stack::connect(local, &local.pg_db).await?;
         let version: String = pg.query_one("SHOW server_version", &[]).await?.get(0);
-        values.insert("postgres_version".into(), json!(version));
-        values.insert(
+        environment.insert("postgres_version".into(), json!(version));
+        environment.insert(
             "rustc_version".into(),
             json!(command_output("rustc", &["--version"])),
         );
-        Ok(Self { values })
-    }
-
-    fn set(&mut self, key: &str, value: Value) {
-        self.values.insert(key.into(), value);
-    }
-
-    pub(crate) fn worker(&mut self, run: &WorkerRun) {
-        self.set("requests", json!(run.requests));
-        self.set("worker_seconds", round(run.seconds, 2));
-        self.set("worker_rps", round(run.rps, 0));
-        self.set("worker_peak_rss_mb", round(run.peak_rss_mb, 1));
-        self.set("lost", json!(run.audit.lost));
-        self.set("duplicate_sms", json!(run.audit.duplicate_sms));
-        self.set("dead_lettered", json!(run.audit.dead_lettered));
-        self.set("sms_events", json!(run.audit.sms));
-    }
-
-    pub(crate) fn passthrough(&mut self, rps: f64) {
-        self.set("passthrough_rps", round(rps, 0));
-        let worker = self
-            .values
-            .get("worker_rps")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
-        self.set("worker_vs_passthrough", round(worker / rps, 3));
-    }
-
-    pub(crate) fn latency(&mut self, latency: &Latency) {
-        self.set("latency_offered_rps", json!(latency.offered_rps));
-        self.set("latency_seconds", json!(latency.seconds));
-        self.set("latency_requests", json!(latency.requests));
-        self.set("p50_ms", round(latency.p50_ms, 1));
-        self.set("p99_ms", round(latency.p99_ms, 1));
-        self.set("max_ms", round(latency.max_ms, 1));
-        self.set("expired_sms", json!(latency.expired_sms));
-    }
-
-    pub(crate) fn http(&mut self, http: &HttpRun) {
-        self.set("shim_rps", round(http.shim.rps, 0));
-        self.set("shim_failed", json!(http.shim.failed));
-        self.set("trivial_rps", round(http.trivial.rps, 0));
-        self.set(
-            "shim_vs_trivial",
-            round(http.shim.rps / http.trivial.rps, 3),
+        environment.insert(
+            "service_binary".into(),
+            json!(local.service_binary.display().to_string()),
         );
-        self.set("validate_gap_samples", json!(http.gap.samples));
-        self.set(
-            "validate_live_code_median_ms",
-            round(http.gap.live_median_ms, 3),
-        );
-        self.set(
-            "validate_no_code_median_ms",
-            round(http.gap.none_median_ms, 3),
-        );
-        self.set(
-            "validate_gap_ms",
-            round(http.gap.live_median_ms - http.gap.none_median_ms, 3),
-        );
-        self.set("validate_rps", round(http.validate_right.rps, 0));
-        self.set("validate_right_ok", json!(http.validate_right.ok));
-        self.set("validate_right_failed", json!(http.validate_right.failed));
-        self.set("validate_wrong_rps", round(http.validate_wrong.rps, 0));
-        self.set("serve_peak_rss_mb", round(http.serve_peak_rss_mb, 1));
+        Ok(Self {
+            environment,
+            rounds: Vec::new(),
+        })
     }
 
-    /// Throughput with `rows` codes stored, also relative to the empty-table run of the same
-    /// size (`worker_rps_1_process`).
-    pub(crate) fn growth_rows(&mut self, rows: u64, rps: f64) {
-        self.set(&format!("worker_rps_with_{rows}_rows"), round(rps, 0));
-        // With the purge keeping 24 h (USER_OTP_RETENTION_HOURS), a table of `rows` codes is
-        // what a steady rate of rows / 86,400 requests per second keeps.
-        self.set(
-            &format!("worker_{rows}_rows_kept_by_req_per_s"),
-            round(rows as f64 / 86_400.0, 1),
+    /// Records an environment fact (a string or number reported once).
+    pub(crate) fn note(&mut self, key: &str, value: Value) {
+        self.environment.insert(key.into(), value);
+    }
+
+    /// Adds one round's figures.
+    pub(crate) fn push(&mut self, round: Round) {
+        self.rounds.push(round);
+    }
+
+    /// Every figure's name, in order, with its values over the rounds that have it.
+    fn columns(&self) -> BTreeMap<&str, Vec<f64>> {
+        let mut columns: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for round in &self.rounds {
+            for (name, value) in round {
+                if value.is_finite() {
+                    columns.entry(name).or_default().push(*value);
+                }
+            }
+        }
+        columns
+    }
+
+    /// The table: environment first, then each figure's median and range over the rounds.
+    pub(crate) fn print(&self) {
+        for (key, value) in &self.environment {
+            println!("{key:<36} {value}");
+        }
+        println!();
+        println!(
+            "{:<36} {:>12} {:>12} {:>12}  rounds",
+            "figure", "median", "min", "max"
         );
-        if let Some(empty) = self
-            .values
-            .get("worker_rps_1_process")
-            .and_then(Value::as_f64)
-        {
-            self.set(
-                &format!("worker_{rows}_rows_vs_empty"),
-                round(rps / empty, 3),
+        for (name, mut values) in self.columns() {
+            let Some((median, min, max)) = spread(&mut values) else {
+                continue;
+            };
+            let d = digits_for(median);
+            let f = |v: f64| format!("{:.*}", d.max(0) as usize, round_to(v, d));
+            println!(
+                "{name:<36} {:>12} {:>12} {:>12}  {}",
+                f(median),
+                f(min),
+                f(max),
+                values.len()
             );
         }
     }
 
-    pub(crate) fn growth_workers(&mut self, one: f64, two: f64, two_peak_rss_mb: f64) {
-        self.set("worker_rps_1_process", round(one, 0));
-        self.set("worker_rps_2_processes", round(two, 0));
-        self.set("worker_2_processes_peak_rss_mb", round(two_peak_rss_mb, 1));
-    }
-
-    pub(crate) fn finish(&mut self, elapsed: Duration) {
-        self.set("bench_seconds", round(elapsed.as_secs_f64(), 1));
-    }
-
-    pub(crate) fn print(&self) {
-        println!("{:<34} value", "figure");
-        for (key, value) in &self.values {
-            println!("{key:<34} {value}");
-        }
-    }
-
+    /// The JSON object described in the module doc.
     pub(crate) fn write_json(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        std::fs::write(path, serde_json::to_string_pretty(&self.values)? + "\n")?;
+        let mut figures = Map::new();
+        for (name, mut values) in self.columns() {
+            let original = values.clone();
+            if let Some((median, min, max)) = spread(&mut values) {
+                let d = digits_for(median) + 1;
+                figures.insert(
+                    name.to_owned(),
+                    json!({"median": round_to(median, d), "min": round_to(min, d),
+                           "max": round_to(max, d),
+                           "values": original.iter().map(|v| round_to(*v, d)).collect::<Vec<_>>()}),
+                );
+            }
+        }
+        let document = json!({"environment": self.environment, "runs": self.rounds.len(),
+                              "figures": figures});
+        std::fs::write(path, serde_json::to_string_pretty(&document)? + "\n")?;
         Ok(())
     }
 }
@@ -181,4 +185,16 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .output()
         .ok()?;
     Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_median_min_max() {
+        assert_eq!(spread(&mut [3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(spread(&mut [4.0, 1.0, 2.0, 3.0]), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(&mut []), None);
+    }
 }

@@ -107,9 +107,31 @@ impl Stack {
     pub(crate) async fn drop_database(&self) -> anyhow::Result<()> {
         connect(&self.local, &self.local.pg_db)
             .await?
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
             .await
             .context("dropping the benchmark database")
+    }
+
+    /// Deletes this stack's topics and database (after its last measurement): a broker that
+    /// accumulates thousands of partitions is slower for every run after (issue 10's figures).
+    ///
+    /// # Errors
+    /// When the broker refuses the deletion or PostgreSQL cannot drop the database.
+    pub(crate) async fn remove(&self) -> anyhow::Result<()> {
+        kafka_io::delete_topics(
+            &self.local.kafka,
+            &[
+                &self.request_topic,
+                &self.sms_topic,
+                &self.email_topic,
+                &self.dead_letter_topic,
+            ],
+        )
+        .await?;
+        self.drop_database().await
     }
 
     /// Requests from this stack's request topic with a final outcome (anything but
