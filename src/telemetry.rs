@@ -1,9 +1,8 @@
 //! Logging set-up, and the one way personal data may appear in a log line.
 //!
 //! No OTP, no full mobile number and no secret is ever logged, at any level: mobile numbers and
-//! user names go through [`Masked`], which keeps only the last four characters.
-
-use std::fmt;
+//! user names go through [`Masked`] (defined with the domain, which logs nothing itself), which
+//! keeps only the last four characters.
 
 use tracing_subscriber::EnvFilter;
 
@@ -31,42 +30,4 @@ pub fn init() {
         .try_init();
 }
 
-/// Displays a mobile number or user name with all but its last four characters hidden:
-/// `9876543210` → `******3210`; values of four characters or fewer are hidden entirely. The
-/// characters shown are escaped (`\n`, `\u{1b}`), so a caller's value can never forge a log
-/// line.
-pub struct Masked<'a>(pub &'a str);
-
-impl fmt::Display for Masked<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chars: Vec<char> = self.0.chars().collect();
-        let shown = if chars.len() > 4 { 4 } else { 0 };
-        let hidden = chars.len() - shown;
-        for _ in 0..hidden {
-            f.write_str("*")?;
-        }
-        chars[hidden..].iter().try_for_each(|c| {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())
-            } else {
-                write!(f, "{c}")
-            }
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Masked;
-
-    #[test]
-    fn masking_keeps_only_the_last_four() {
-        assert_eq!(Masked("9876543210").to_string(), "******3210");
-        assert_eq!(Masked("1234").to_string(), "****");
-        assert_eq!(Masked("").to_string(), "");
-        assert_eq!(Masked("ऋषि-कुमार").to_string(), "*****ुमार");
-        assert_eq!(Masked("asha\nINFO forged").to_string(), "************rged");
-        assert_eq!(Masked("xyab\r\n").to_string(), "**ab\\r\\n");
-        assert_eq!(Masked("x\n\u{1b}[1m").to_string(), "**\\u{1b}[1m");
-    }
-}
+pub use crate::domain::masked::Masked;

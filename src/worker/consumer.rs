@@ -1,11 +1,12 @@
 //! The request-topic consumer and its offset bookkeeping.
 //!
-//! Auto-commit is on but the offset *store* is manual: an offset is stored only after its whole
-//! batch returned `Ok` (outcome in PostgreSQL, SMS acknowledged by the broker), so librdkafka's
-//! periodic commit never covers unfinished work. When partitions are revoked, the stored offsets
+//! Auto-commit is on but the offset *store* is manual: an offset is stored only when it ends
+//! the partition's contiguous completed prefix (module `offsets`: every earlier event has its
+//! outcome in PostgreSQL and its SMS acknowledged by the broker), so librdkafka's periodic
+//! commit never covers unfinished work. When partitions are revoked, the stored offsets
 //! (finished work only) are committed synchronously and the partitions leave the
-//! [`Assignment`], so lanes drop their still-queued events; the next owner starts after the
-//! finished work. Whatever was fetched but not finished is redelivered, which the idempotent
+//! [`Assignment`], so the dispatcher drops their still-queued events; the next owner starts
+//! after the finished work. Whatever was fetched but not finished is redelivered, which the idempotent
 //! store turns into no second SMS.
 
 use std::collections::HashMap;
@@ -18,47 +19,71 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::incoming::Incoming;
 use crate::config::KafkaSettings;
 
-/// The partitions this worker currently owns, each with an ownership epoch that changes every
-/// time the partition is assigned. An event is stamped with its partition's epoch when it is
-/// routed; a lane serves it only while that same ownership lasts. An event fetched before a
-/// revoke is therefore never served after the partition came back (its offsets could otherwise
-/// be stored past events that are being fetched again).
+/// One continuous ownership of a partition by this worker: a new id each time the partition is
+/// assigned, so an event fetched under an earlier assignment is recognisable after the
+/// partition was revoked and came back (its offsets could otherwise be stored past events that
+/// are being fetched again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub(crate) struct AssignmentId(u64);
+
+impl AssignmentId {
+    /// The id of a worker's first assignment.
+    #[cfg(test)]
+    pub(super) fn first() -> Self {
+        Self(1)
+    }
+
+    /// The id of the assignment after this one.
+    pub(super) fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+/// The partitions this worker currently owns, each with its [`AssignmentId`]. An event is
+/// stamped with its partition's assignment when it is admitted and is served only while that
+/// same assignment lasts.
 #[derive(Clone, Default)]
-pub(super) struct Assignment(Arc<Mutex<Epochs>>);
+pub(super) struct Assignment(Arc<Mutex<Owned>>);
 
 #[derive(Default)]
-struct Epochs {
-    owned: HashMap<(String, i32), u64>,
-    next: u64,
+struct Owned {
+    partitions: HashMap<(String, i32), AssignmentId>,
+    last: AssignmentId,
 }
 
 impl Assignment {
-    /// The current epoch of a partition, `None` when it is not owned.
-    pub(super) fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|epochs| epochs.owned.get(&(topic.to_owned(), partition)).copied())
+    /// The current assignment of a partition, `None` when it is not owned.
+    pub(super) fn current(&self, topic: &str, partition: i32) -> Option<AssignmentId> {
+        self.0.lock().ok().and_then(|owned| {
+            owned
+                .partitions
+                .get(&(topic.to_owned(), partition))
+                .copied()
+        })
     }
 
-    /// True while the ownership `epoch` of the partition lasts.
-    pub(super) fn owns(&self, topic: &str, partition: i32, epoch: u64) -> bool {
-        self.epoch(topic, partition) == Some(epoch)
+    /// True while the assignment `id` of the partition lasts.
+    pub(super) fn owns(&self, topic: &str, partition: i32, id: AssignmentId) -> bool {
+        self.current(topic, partition) == Some(id)
+    }
+
+    /// How many partitions are owned now.
+    pub(super) fn count(&self) -> usize {
+        self.0.lock().map_or(0, |owned| owned.partitions.len())
     }
 
     fn update(&self, partitions: &TopicPartitionList, owned: bool) {
-        if let Ok(mut epochs) = self.0.lock() {
+        if let Ok(mut state) = self.0.lock() {
             for element in partitions.elements() {
                 let key = (element.topic().to_owned(), element.partition());
                 if owned {
-                    epochs.next += 1;
-                    let epoch = epochs.next;
-                    epochs.owned.insert(key, epoch);
+                    state.last = state.last.next();
+                    let id = state.last;
+                    state.partitions.insert(key, id);
                 } else {
-                    epochs.owned.remove(&key);
+                    state.partitions.remove(&key);
                 }
             }
         }
@@ -89,8 +114,8 @@ impl ConsumerContext for CommitOnRevoke {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             self.assignment.update(partitions, true);
-            // A partition paused under an earlier ownership (its lane was over its share) starts
-            // unpaused: the lanes forget pauses of other epochs.
+            // A partition paused under an earlier assignment (it held more than its share)
+            // starts unpaused: the dispatcher forgets pauses of other assignments.
             if let Err(error) = consumer.resume(partitions) {
                 tracing::debug!(%error, "resuming newly assigned partitions");
             }
@@ -139,21 +164,12 @@ pub(super) fn subscribe(
     Ok(consumer)
 }
 
-/// Stores, per partition, the last offset of a finished batch (committed by the next
-/// auto-commit, on revoke, or at shutdown). Partitions revoked meanwhile are skipped.
-pub(super) fn store_offsets(consumer: &RequestConsumer, batch: &[Incoming]) {
-    let mut last: HashMap<(&str, i32), i64> = HashMap::new();
-    for event in batch {
-        let entry = last
-            .entry((event.source.topic.as_str(), event.source.partition))
-            .or_insert(event.source.offset);
-        *entry = (*entry).max(event.source.offset);
-    }
-    for ((topic, partition), offset) in last {
-        // librdkafka stores offset + 1: the next event to read.
-        if let Err(error) = consumer.store_offset(topic, partition, offset) {
-            tracing::debug!(%error, partition, "offset not stored (partition revoked?)");
-        }
+/// Stores `offset` (the last event of a partition's completed prefix; librdkafka stores
+/// `offset + 1`, the next event to read), committed by the next auto-commit, on revoke, or at
+/// shutdown. A partition revoked meanwhile is skipped.
+pub(super) fn store_offset(consumer: &RequestConsumer, topic: &str, partition: i32, offset: i64) {
+    if let Err(error) = consumer.store_offset(topic, partition, offset) {
+        tracing::debug!(%error, partition, "offset not stored (partition revoked?)");
     }
 }
 

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 
 use super::incoming::Incoming;
-use super::notify::{OutHeader, Outgoing};
+use super::outgoing::{OutHeader, Outgoing};
 
 pub const REASON_HEADER: &str = "x-dead-letter-reason";
 pub const DETAIL_HEADER: &str = "x-dead-letter-detail";
@@ -200,7 +200,8 @@ mod tests {
             timestamp_ms: None,
             request_id: "caller:r-1".into(),
             caller_id: Some("r-1".into()),
-            epoch: 0,
+            assignment: crate::worker::consumer::AssignmentId::default(),
+            ticket: 0,
         }
     }
 

@@ -12,6 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
 
+use super::consumer::AssignmentId;
+use super::key_order::Ticket;
 use crate::domain::request_event::REQUEST_ID_HEADER;
 use crate::domain::request_id::{request_id, sensible_caller_id};
 use crate::store::SourcePosition;
@@ -21,7 +23,7 @@ pub(super) type Header = (String, Option<Vec<u8>>);
 
 /// One consumed request event.
 #[derive(Debug, Clone)]
-pub struct Incoming {
+pub(crate) struct Incoming {
     pub source: SourcePosition,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
@@ -38,13 +40,16 @@ pub struct Incoming {
     /// The caller's `x-request-id` as sent (trimmed), when sensible: carried on to the SMS and
     /// email events for correlation.
     pub caller_id: Option<String>,
-    /// The ownership epoch of the partition when the event was fetched (see
-    /// `consumer::Assignment`); 0 until routed.
-    pub epoch: u64,
+    /// The assignment of the partition the event was fetched under (see
+    /// `consumer::Assignment`); set when the event is admitted.
+    pub(crate) assignment: AssignmentId,
+    /// The event's admission number in the dispatcher's key order (`key_order`); set when the
+    /// event is admitted.
+    pub(crate) ticket: Ticket,
 }
 
 impl Incoming {
-    pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
+    pub(crate) fn from_message(message: &BorrowedMessage<'_>) -> Self {
         let source = SourcePosition {
             topic: message.topic().to_owned(),
             partition: message.partition(),
@@ -73,20 +78,21 @@ impl Incoming {
             request_id,
             caller_id,
             source,
-            epoch: 0,
+            assignment: AssignmentId::default(),
+            ticket: 0,
         }
     }
 
     /// The id for the `x-request-id` header of the events this one causes: the caller's own
     /// id when it had one, else the request id.
-    pub fn correlation_id(&self) -> &str {
+    pub(crate) fn correlation_id(&self) -> &str {
         self.caller_id.as_deref().unwrap_or(&self.request_id)
     }
 
     /// Bytes this event holds in memory, for the worker's in-flight bound: key, value and
     /// headers, and what holding them costs (each header is a `(String, Option<Vec<u8>>)` with up
     /// to two heap allocations: 100,000 one-letter headers hold about 8 MB, not 100 KB).
-    pub fn size_bytes(&self) -> usize {
+    pub(crate) fn size_bytes(&self) -> usize {
         const ALLOCATION: usize = 16;
         std::mem::size_of::<Self>()
             + self.key.as_ref().map_or(0, |k| k.len() + ALLOCATION)
@@ -147,7 +153,8 @@ mod tests {
             timestamp_ms: None,
             request_id: "offset:t/0/0".into(),
             caller_id: None,
-            epoch: 0,
+            assignment: AssignmentId::default(),
+            ticket: 0,
         };
         // 100,000 one-byte names, but each header costs its tuple and its allocation.
         assert!(event.size_bytes() > 100_000 * 60, "{}", event.size_bytes());

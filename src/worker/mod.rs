@@ -1,38 +1,53 @@
 //! The worker: consumes OTP request events and serves each exactly once in effect.
 //!
-//! Delivery model: at-least-once consumption (`consumer`: an offset is stored only after its
-//! batch's outcomes are in PostgreSQL and its SMS events are acknowledged) plus idempotency on
-//! the request key (request id and fingerprint, [`crate::domain::request_id`]) enforced by the
-//! database ([`crate::store`]) gives one outcome and at most one code per request, and one SMS,
-//! including after redelivery, replay and crashes (`sent_scan`).
+//! One request event's way through the worker, module by module:
+//! 1. `consumer`: the request-topic consumer in the worker group ([`consumer::Assignment`]
+//!    tracks which partitions it owns); `incoming` reads each event without panicking;
+//! 2. `dispatch`: admits the event, holds it until no earlier event of its key is unfinished
+//!    (`key_order`), and runs up to [`BATCHES_IN_FLIGHT`] batches of ready events at once,
+//!    within the in-flight bounds (`in_flight`);
+//! 3. `batch`: serves a batch in six steps — classify, look up, plan, record, recover,
+//!    notify — with the [`Pipeline`](pipeline::Pipeline) (`pipeline`); events it writes are
+//!    built in `outgoing` and `dead_letter`, found again by `sent_scan`, retried by
+//!    `retrying`; the pumping guard is `pumping`;
+//! 4. `offsets`: when the batch is done, each partition's offset is stored as far as its
+//!    contiguous completed prefix reaches.
+//!
+//! Beside the stream, `purger` deletes expired codes and old outcomes.
+//!
+//! Delivery model: at-least-once consumption (an offset is stored only once every earlier event
+//! of its partition has its outcome in PostgreSQL and its SMS events acknowledged) plus
+//! idempotency on the request key (request id and fingerprint, [`crate::domain::request_id`])
+//! enforced by the database ([`crate::store`]) gives one outcome and at most one code per
+//! request, and one SMS, including after redelivery, replay and crashes (`sent_scan`).
 //!
 //! The promise: no input stops the worker, crashes the process or stalls a partition. Every
 //! failure is classified ([`crate::failure`]): transient and systemic ones are retried in place
-//! (`retrying`), a poison one is confined to its event (`record` splits a batch until the event
-//! stands alone) and that event goes to the dead-letter topic with the reason (`dead_letter`);
-//! reading an event cannot panic (`incoming`), and a batch that panics anyway is served again
-//! event by event (`lanes`). Nothing is dropped silently.
+//! (`retrying`), a poison one is confined to its event (the record step splits a batch until
+//! the event stands alone) and that event goes to the dead-letter topic with the reason
+//! (`dead_letter`); reading an event cannot panic (`incoming`), and a batch that panics anyway
+//! is served again event by event. Nothing is dropped silently.
 //!
-//! Concurrency: [`LANES`] batch pipelines per process, one per group of partitions
-//! (`lanes`), so a user's requests (one key, one partition) are never reordered. Memory is
-//! bounded by count and bytes (`in_flight`): a lane over its share pauses its partitions.
+//! Concurrency: events of one key (one user) are served one at a time in order; events of
+//! different keys, from one partition or many, run concurrently; a slow key (egov-user stuck on
+//! it, another worker's pending request in its grace) delays only the events behind it.
 //!
 //! Shutdown: fetching stops at once; the batches in progress get [`SHUTDOWN_GRACE`] to finish,
 //! then their remaining retries are abandoned (their events are redelivered later); finished work
 //! is committed synchronously.
 
 mod batch;
-mod classify;
 mod consumer;
 mod dead_letter;
+mod dispatch;
 mod in_flight;
 mod incoming;
-mod lanes;
-mod lookup;
-mod notify;
+mod key_order;
+mod offsets;
+mod outgoing;
+mod pipeline;
 mod pumping;
 mod purger;
-mod record;
 mod retrying;
 mod sent_scan;
 
@@ -42,96 +57,28 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-pub use batch::{BatchSummary, Pipeline, Topics};
 pub use dead_letter::{
     DETAIL_HEADER, ORIGINAL_SIZE_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER, SQLSTATE_HEADER, VALUE_HEADER,
 };
+pub use dispatch::BATCHES_IN_FLIGHT;
 pub use in_flight::InFlight;
 pub use sent_scan::CODE_ID_HEADER;
 
 use crate::config::Settings;
-use crate::domain::code::CodeHasher;
-use crate::domain::templates::MessageTemplates;
-use crate::domain::OtpType;
 use crate::kafka::EventProducer;
-use crate::retry::RetryPolicy;
 use crate::store::OtpStore;
-use crate::users::UserClient;
+use pipeline::Pipeline;
 
-/// How long the batch in progress may take to finish after shutdown was requested.
+/// How long the batches in progress may take to finish after shutdown was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Concurrent batch pipelines per worker (module `lanes`); partition `p` is served by lane
-/// `p % LANES`, so at most this many of a worker's partitions are processed at once.
-pub const LANES: usize = 6;
-
-impl Pipeline {
-    pub fn from_settings(
-        settings: &Settings,
-        store: OtpStore,
-        producer: EventProducer,
-    ) -> anyhow::Result<Self> {
-        let users = UserClient::new(
-            &settings.user_service,
-            RetryPolicy::from_settings(&settings.user_service),
-        )
-        .context("creating the egov-user client")?;
-        Ok(Self {
-            store,
-            users,
-            producer,
-            bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
-            hasher: CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes()),
-            templates: templates(settings),
-            topics: Topics {
-                sms: settings.kafka.sms_topic.clone(),
-                email: settings.kafka.email_topic.clone(),
-                dead_letter: settings.kafka.dead_letter_topic.clone(),
-            },
-            code_length: settings.otp.code_length,
-            code_ttl: settings.otp.code_ttl,
-            sms_expiry: settings.otp.sms_expiry,
-            message_max_bytes: settings.kafka.message_max_bytes,
-            retry_policy: RetryPolicy::default(),
-            // With static membership the instance id names the worker across restarts: a
-            // restarted instance knows its predecessor's pending requests are not in flight
-            // (the broker fenced it) and recovers them without the grace wait.
-            worker_id: settings
-                .kafka
-                .group_instance_id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            send_limits: settings.abuse.send_limits,
-            pumping: pumping::PumpingCheck::new(settings.abuse.pumping),
-            test_numbers: settings.abuse.test_numbers.clone(),
-            allowed_country_codes: settings.abuse.allowed_country_codes.clone(),
-            email_enabled: settings.otp.email_enabled,
-        })
-    }
-}
-
-/// DIGIT's default texts with the configured per-type overrides.
-fn templates(settings: &Settings) -> MessageTemplates {
-    [OtpType::Register, OtpType::Login, OtpType::PasswordReset]
-        .into_iter()
-        .fold(MessageTemplates::default(), |templates, otp_type| {
-            let templates = match settings.otp.sms_texts.get(otp_type) {
-                Some(text) => templates.with_sms_text(otp_type, text.clone()),
-                None => templates,
-            };
-            match settings.otp.dlt_template_ids.get(otp_type) {
-                Some(id) => templates.with_dlt_template_id(otp_type, id.clone()),
-                None => templates,
-            }
-        })
-}
-
-/// How often the consumer loop checks whether a paused lane has drained.
+/// How often the consumer loop checks whether a paused partition has drained.
 const RESUME_CHECK: Duration = Duration::from_millis(20);
 
-/// One consumer's life: subscribe, route events to the lanes until shutdown (`Ok(true)`) or a
-/// fatal consumer error (`Ok(false)`), then let the lanes finish and commit finished work.
+/// One consumer's life: subscribe, admit events and run batches until shutdown (`Ok(true)`) or
+/// a fatal consumer error (`Ok(false)`), then let the batches in progress finish and commit
+/// finished work.
 async fn consume(
     settings: &Settings,
     pipeline: &Arc<Pipeline>,
@@ -147,41 +94,36 @@ async fn consume(
     tracing::info!(
         topic = %settings.kafka.request_topic,
         group = %settings.kafka.consumer_group,
-        lanes = LANES,
+        batches_in_flight = BATCHES_IN_FLIGHT,
         "worker consuming"
     );
-    let mut lanes = lanes::Lanes::start(
-        &lanes::Bounds {
-            lanes: LANES,
-            batch_size: settings.kafka.worker_batch_size,
-            max_in_flight_events: settings.kafka.worker_max_in_flight_events,
-            max_in_flight_bytes: settings.kafka.worker_max_in_flight_bytes,
-        },
+    let mut dispatcher = dispatch::Dispatcher::new(
         pipeline.clone(),
         consumer.clone(),
-        assignment.clone(),
+        assignment,
         totals.clone(),
-        shutdown.clone(),
+        in_flight::Bounds {
+            events: settings.kafka.worker_max_in_flight_events,
+            bytes: settings.kafka.worker_max_in_flight_bytes,
+        },
+        settings.kafka.worker_batch_size,
         abandon.clone(),
     );
     let mut resume_check = tokio::time::interval(RESUME_CHECK);
     resume_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = loop {
+        dispatcher.start_batches();
         tokio::select! {
             _ = shutdown.cancelled() => break true,
-            _ = resume_check.tick() => lanes.resume_drained(),
-            received = consumer.recv() => match received {
-                Ok(message) => {
-                    let mut event = incoming::Incoming::from_message(&message);
-                    let Some(epoch) = assignment.epoch(&event.source.topic, event.source.partition)
-                    else {
-                        continue; // fetched just before its partition was revoked
-                    };
-                    event.epoch = epoch;
-                    if !lanes.route(event) {
-                        break true;
-                    }
+            _ = resume_check.tick() => dispatcher.resume_drained(),
+            Some(joined) = dispatcher.batches.join_next() => {
+                if !dispatcher.take_back(joined) {
+                    break false;
                 }
+            }
+            Some(event) = dispatcher.deferred.recv() => dispatcher.ready_again(event),
+            received = consumer.recv() => match received {
+                Ok(message) => dispatcher.admit(incoming::Incoming::from_message(&message)),
                 Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code)) => {
                     tracing::error!(error = %code, "request topic: fatal consumer error");
                     break false;
@@ -193,11 +135,10 @@ async fn consume(
             },
         }
     };
-    lanes.finish().await;
+    dispatcher.finish_all().await;
     consumer::commit(&consumer);
     Ok(stopped)
 }
-
 /// Runs the worker until `shutdown` is cancelled.
 ///
 /// # Errors

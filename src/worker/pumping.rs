@@ -49,14 +49,14 @@ impl Windows {
 }
 
 /// The guard with its counters.
-pub struct PumpingCheck {
+pub(crate) struct PumpingCheck {
     guard: PumpingGuard,
     started: Instant,
     counts: Mutex<HashMap<String, Windows>>,
 }
 
 impl PumpingCheck {
-    pub fn new(guard: PumpingGuard) -> Self {
+    pub(crate) fn new(guard: PumpingGuard) -> Self {
         Self {
             guard,
             started: Instant::now(),
@@ -67,7 +67,7 @@ impl PumpingCheck {
     /// Judges the next code to `mobile` and, unless it is refused, counts it at once (so one
     /// batch cannot slip past the threshold); a code that then is not sent is taken back with
     /// [`Self::release`]. Logs a tripped guard (the number masked, never in full).
-    pub fn judge(&self, mobile: &str) -> PumpingVerdict {
+    pub(crate) fn judge(&self, mobile: &str) -> PumpingVerdict {
         let Some(prefix) = self.prefix(mobile) else {
             return PumpingVerdict::Send;
         };
@@ -104,7 +104,7 @@ impl PumpingCheck {
 
     /// Takes back the count of a code [`Self::judge`] let through that was not sent after all
     /// (rate limited, already served, refused by PostgreSQL).
-    pub fn release(&self, mobile: &str) {
+    pub(crate) fn release(&self, mobile: &str) {
         let Some(prefix) = self.prefix(mobile) else {
             return;
         };

@@ -32,6 +32,9 @@ pub const CODE_ID_HEADER: &str = "x-otp-code-id";
 /// recording, so this only covers clock skew between the broker and the worker.
 const SCAN_SLACK_MS: i64 = 10_000;
 
+/// Longest one attempt of a scan may take (the next attempt resumes where it stopped).
+pub(super) const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A scan of the SMS topic for some code ids, resumable across attempts.
 #[derive(Debug, Clone)]
 pub(super) struct SentScan {

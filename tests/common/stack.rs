@@ -106,6 +106,22 @@ impl Stack {
         mount_no_such_user(&self.users).await;
     }
 
+    /// egov-user takes 600 s to answer a search for `user_name` (others are answered as before):
+    /// a request for that user is stuck in its batch until [`Stack::users_know_nobody`].
+    pub async fn users_hang_for(&self, user_name: &str) {
+        Mock::given(method("POST"))
+            .and(path("/user/_search"))
+            .and(body_partial_json(json!({"userName": user_name})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"user": []}))
+                    .set_delay(Duration::from_secs(600)),
+            )
+            .with_priority(1)
+            .mount(&self.users)
+            .await;
+    }
+
     /// egov-user knows a citizen with this user name (and mobile, email).
     pub async fn known_citizen(&self, user_name: &str, mobile: &str, email: Option<&str>) {
         Mock::given(method("POST"))

@@ -12,24 +12,32 @@
 //!
 //! Cost: a batch of `n` with one poison event takes about `2·log2(n)` extra statements; batches
 //! without poison take one.
+//!
+//! Only the requests this step recorded (won) get an SMS: a key someone recorded before is
+//! already served, a key a send limit refused is recorded `rate_limited` and sent nothing, and
+//! an outcome PostgreSQL refuses alone sends its event to the dead-letter topic. A delivery that
+//! will not be sent gives its pumping-guard count back.
 
 use std::collections::HashSet;
 use std::ops::Range;
 
 use tokio_util::sync::CancellationToken;
 
-use super::retrying::until_settled;
+use super::plan::Plan;
 use crate::domain::abuse::send_limits::{SendLimits, SendRefusal};
 use crate::retry::{Backoff, Cancelled, RetryPolicy};
 use crate::store::{NewOutcome, OtpStore, RequestKey, StoreError};
+use crate::worker::dead_letter::{Reason, Verdict, SQLSTATE_HEADER};
+use crate::worker::pipeline::Pipeline;
+use crate::worker::retrying::until_settled;
 
 /// What recording a batch achieved.
 #[derive(Debug, Default)]
 pub(super) struct Recorded {
     /// Keys recorded by this call (not recorded before by anyone).
     pub won: HashSet<RequestKey>,
-    /// Indexes (into the outcomes given) of outcomes PostgreSQL refused alone, with the error.
-    pub refused: Vec<(usize, StoreError)>,
+    /// Keys of outcomes PostgreSQL refused alone, with the error.
+    pub refused: Vec<(RequestKey, StoreError)>,
     /// Keys a send limit refused (recorded `rate_limited`, no code), and why.
     pub rate_limited: Vec<(RequestKey, SendRefusal)>,
 }
@@ -76,7 +84,12 @@ pub(super) async fn record(
                 })
                 .await?;
                 match canary {
-                    Ok(()) => recorded.refused.push((range.start, error)),
+                    Ok(()) => {
+                        // `part` is the one outcome PostgreSQL refuses.
+                        if let Some(outcome) = part.first() {
+                            recorded.refused.push((outcome.key(), error));
+                        }
+                    }
                     Err(canary_error) => {
                         let delay = systemic.next_delay();
                         tracing::error!(
@@ -96,4 +109,68 @@ pub(super) async fn record(
         }
     }
     Ok(recorded)
+}
+
+impl Pipeline {
+    /// Records the outcomes of `plan` and keeps in its deliveries only what this call won and
+    /// no send limit refused; refused outcomes become dead letters (see the module
+    /// documentation).
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first.
+    pub(super) async fn record_outcomes(
+        &self,
+        plan: &mut Plan<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let recorded = record(
+            &self.store,
+            &self.worker_id,
+            &self.retry_policy,
+            &plan.outcomes,
+            &self.send_limits,
+            cancel,
+        )
+        .await?;
+        let mut refused = HashSet::new();
+        for (key, error) in recorded.refused {
+            let mut verdict = Verdict::new(
+                Reason::DatabaseRejected,
+                error.server_message().unwrap_or("refused by PostgreSQL"),
+            );
+            if let Some(sqlstate) = error.sqlstate() {
+                verdict = verdict.with(SQLSTATE_HEADER, sqlstate);
+            }
+            if let Some(event) = plan.events.get(&key) {
+                plan.dead_letters.push((*event, verdict));
+            }
+            refused.insert(key);
+        }
+        for (key, refusal) in &recorded.rate_limited {
+            tracing::info!(
+                request_id = ?key.0,
+                limit = refusal.as_str(),
+                retry_after_s = refusal.retry_after().as_secs(),
+                "OTP not sent: the identity is over a send limit"
+            );
+        }
+        let rate_limited: HashSet<&RequestKey> =
+            recorded.rate_limited.iter().map(|(key, _)| key).collect();
+        plan.tally.rate_limited += rate_limited.len();
+        let won = &recorded.won;
+        let tally = &mut plan.tally;
+        plan.deliveries.retain(|delivery| {
+            let key = delivery.request.key();
+            let recorded = won.contains(&key);
+            if !recorded && !refused.contains(&key) {
+                tally.already_served += 1;
+            }
+            let sent = recorded && !rate_limited.contains(&key);
+            if !sent {
+                self.pumping.release(&delivery.plan.sms_to);
+            }
+            sent
+        });
+        Ok(())
+    }
 }

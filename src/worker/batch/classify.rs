@@ -16,7 +16,9 @@
 //!
 //! A key seen twice within one batch is served once. A pending request another worker recorded
 //! moments ago may still be in flight there (it owned the partition until a rebalance): it gets
-//! [`PENDING_GRACE`] (measured by PostgreSQL's clock) before it counts as abandoned.
+//! [`PENDING_GRACE`] (measured by PostgreSQL's clock) before it counts as abandoned. Its event is
+//! *deferred* for the rest of that grace: handed back to the dispatcher, which serves it again
+//! later while holding its key, so only that key waits; the other events of the batch go on.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -24,20 +26,21 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::batch::{epoch_ms, Pipeline};
-use super::dead_letter::{Reason, Verdict};
-use super::incoming::Incoming;
-use super::retrying::until_done;
 use crate::domain::abuse::country::{CountryAllowList, NOT_ALLOWED_CODE};
 use crate::domain::request_id::fingerprint;
+use crate::domain::unix_time::unix_ms;
 use crate::domain::{OtpRequest, RawOtpRequest};
 use crate::retry::Cancelled;
 use crate::store::{Outcome, Recorded, RequestKey};
+use crate::worker::dead_letter::{Reason, Verdict};
+use crate::worker::incoming::Incoming;
+use crate::worker::pipeline::Pipeline;
+use crate::worker::retrying::until_done;
 
 /// How old another worker's pending outcome must be before it counts as abandoned: longer than
 /// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
 /// librdkafka can still be delivered (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`, 5 s by default).
-pub(super) const PENDING_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const PENDING_GRACE: Duration = Duration::from_secs(10);
 
 /// A parsed request and the event it came in.
 pub(super) struct Request<'a> {
@@ -47,6 +50,7 @@ pub(super) struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// The idempotency key: (request id, fingerprint).
     pub(super) fn key(&self) -> RequestKey {
         (self.event.request_id.clone(), self.fingerprint.clone())
     }
@@ -63,13 +67,20 @@ pub(super) struct Pending {
 
 /// What to do with one event.
 pub(super) enum Work<'a> {
+    /// Unreadable or refused by a rule: to the dead-letter topic with the verdict.
     DeadLetter(&'a Incoming, Verdict),
+    /// Recorded and final already (a redelivery), or a second copy within the batch.
     AlreadyServed,
+    /// Older than a code's validity: recorded `stale`, nothing sent.
     Stale(Request<'a>),
+    /// New: look the user up, decide, send.
     Serve(Request<'a>),
+    /// Recorded `sms_pending` by a run that did not finish it: send only what never left.
     Recover(Request<'a>, Pending),
     /// Pending, but its code's validity has passed: close as `expired`, send nothing.
     Expire(Request<'a>),
+    /// Pending at another worker within [`PENDING_GRACE`]: serve again after the wait.
+    Defer(&'a Incoming, Duration),
 }
 
 impl Pipeline {
@@ -104,7 +115,8 @@ impl Pipeline {
             .map(Request::key)
             .collect();
         let existing = self.existing(&keys, cancel).await?;
-        let stale_before = epoch_ms(SystemTime::now()) - self.code_ttl.as_millis() as i64;
+        let stale_before = unix_ms(SystemTime::now())
+            .saturating_sub(i64::try_from(self.code_ttl.as_millis()).unwrap_or(i64::MAX));
         Ok(parsed
             .into_iter()
             .zip(events)
@@ -128,8 +140,15 @@ impl Pipeline {
             if found.fingerprint != request.fingerprint {
                 request.fingerprint = found.fingerprint.clone();
             }
+            let foreign = found.worker_id.as_deref() != Some(self.worker_id.as_str());
             return match (found.outcome, found.code_id) {
                 (Outcome::SmsPending, Some(_)) if found.code_expired => Work::Expire(request),
+                // Our own pending requests need no wait: copies of one request are served one
+                // at a time in this process (the dispatcher's key order), so an earlier copy
+                // here has finished (or was abandoned) first.
+                (Outcome::SmsPending, Some(_)) if foreign && found.age < PENDING_GRACE => {
+                    Work::Defer(request.event, PENDING_GRACE - found.age)
+                }
                 (Outcome::SmsPending, Some(code_id)) => Work::Recover(
                     request,
                     Pending {
@@ -156,8 +175,7 @@ impl Pipeline {
         }
     }
 
-    /// What is recorded for `keys`, after waiting out the grace of another worker's young
-    /// pending requests among them.
+    /// What is recorded for `keys` (none when empty).
     async fn existing(
         &self,
         keys: &[RequestKey],
@@ -166,33 +184,10 @@ impl Pipeline {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let read = || {
-            until_done(&self.retry_policy, "read outcomes", cancel, || {
-                self.store.existing_outcomes(keys, self.code_ttl)
-            })
-        };
-        let existing = read().await?;
-        // Our own pending requests need no wait: a partition's events go through one lane in
-        // order, so an earlier copy in this process has finished (or was abandoned) first.
-        let youngest = existing
-            .values()
-            .filter_map(|recorded| recorded.outcome.as_ref())
-            .filter(|f| f.outcome == Outcome::SmsPending && !f.code_expired)
-            .filter(|f| f.worker_id.as_deref() != Some(self.worker_id.as_str()))
-            .map(|f| f.age)
-            .min();
-        let Some(age) = youngest else {
-            return Ok(existing);
-        };
-        let wait = PENDING_GRACE.saturating_sub(age);
-        if wait.is_zero() {
-            return Ok(existing);
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Err(Cancelled { attempts: 0 }),
-            _ = tokio::time::sleep(wait) => {}
-        }
-        read().await
+        until_done(&self.retry_policy, "read outcomes", cancel, || {
+            self.store.existing_outcomes(keys, self.code_ttl)
+        })
+        .await
     }
 }
 

@@ -1,0 +1,145 @@
+//! One batch of request events, end to end, in six steps, one file each, in this order:
+//!
+//! 1. [`classify`]: parse each event, key it by (request id, fingerprint) and read what is
+//!    recorded for it: serve, recover, skip (already served), record `stale`, close `expired`,
+//!    defer (another worker's request in its grace), or dead-letter;
+//! 2. [`look_up`]: egov-user searched for every request to serve or recover, many in flight,
+//!    each answer attached to its own request;
+//! 3. [`plan`]: a pure function: decide, apply the country allow-list and the pumping guard,
+//!    make codes; outcomes in event order;
+//! 4. [`record`]: outcomes and code hashes in one statement (split only around a poison
+//!    outcome), send limits enforced inside it; only what this call won is sent;
+//! 5. [`recover`]: pending requests of an unfinished run: sent again only if their SMS never
+//!    reached the broker; expired and abandoned ones closed;
+//! 6. [`notify`]: SMS, email and dead-letter events all in flight at once, each until
+//!    acknowledged; then the SMS are marked sent.
+//!
+//! Only when [`Pipeline::process`] returns `Ok` may the batch's offsets count as finished
+//! (except the events it deferred, which the dispatcher serves again later).
+//!
+//! Failures are handled by kind ([`crate::failure`]): transient and systemic ones retry in place
+//! with capped backoff until they pass or the batch is cancelled (shutdown, revoked partition;
+//! then nothing after that step happens and the events are redelivered to the next run, which the
+//! idempotent store makes safe); a poison one dead-letters its event and the rest is served. An
+//! SMS or email event cannot be poison (a few KB of validated fields): a refusal of one is
+//! retried as systemic, loudly. A batch that panics (a bug) is served again event by event
+//! ([`alone`]). Per-user order holds because the dispatcher never puts two events of one key in
+//! flight at once (module `key_order`).
+
+mod alone;
+mod classify;
+mod look_up;
+mod notify;
+mod plan;
+mod record;
+mod recover;
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use classify::PENDING_GRACE;
+
+use super::incoming::Incoming;
+use super::key_order::Ticket;
+use super::pipeline::Pipeline;
+use crate::retry::Cancelled;
+
+/// Milliseconds each step of one batch took.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepTimings {
+    pub classify_ms: u32,
+    pub look_up_ms: u32,
+    pub plan_ms: u32,
+    pub record_ms: u32,
+    pub recover_ms: u32,
+    /// Emitting every event until acknowledged, and marking the SMS sent.
+    pub notify_ms: u32,
+}
+
+/// What a batch did, for logs, tests and the dispatcher (its deferred events).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct BatchSummary {
+    pub sent: usize,
+    pub refused: usize,
+    pub stale: usize,
+    pub dead_lettered: usize,
+    pub already_served: usize,
+    pub recovered: usize,
+    /// Refused by a send limit or the pumping guard (recorded `rate_limited`, nothing sent).
+    pub rate_limited: usize,
+    /// Events not served yet, by ticket, and how long to wait before serving them again.
+    pub deferred: Vec<(Ticket, Duration)>,
+    pub timings: StepTimings,
+}
+
+impl BatchSummary {
+    /// Adds the counts and deferred events (not the timings) of `other`.
+    pub(crate) fn add(&mut self, other: Self) {
+        self.sent += other.sent;
+        self.refused += other.refused;
+        self.stale += other.stale;
+        self.dead_lettered += other.dead_lettered;
+        self.already_served += other.already_served;
+        self.recovered += other.recovered;
+        self.rate_limited += other.rate_limited;
+        self.deferred.extend(other.deferred);
+    }
+}
+
+/// Laps of a clock, in whole milliseconds.
+struct Stopwatch(Instant);
+
+impl Stopwatch {
+    /// Milliseconds since the previous lap (or the start).
+    fn lap(&mut self) -> u32 {
+        let now = Instant::now();
+        let ms = u32::try_from(now.duration_since(self.0).as_millis()).unwrap_or(u32::MAX);
+        self.0 = now;
+        ms
+    }
+}
+
+impl Pipeline {
+    /// Serves one batch (see the module documentation); `Ok` means every event not deferred
+    /// has its outcome recorded and every event it caused is acknowledged.
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first (shutdown, partition revoked); the events are
+    /// then served again by the next run.
+    pub(crate) async fn process(
+        &self,
+        events: &[Incoming],
+        cancel: &CancellationToken,
+    ) -> Result<BatchSummary, Cancelled> {
+        let mut clock = Stopwatch(Instant::now());
+        let mut timings = StepTimings::default();
+        let work = self.classify(events, cancel).await?;
+        timings.classify_ms = clock.lap();
+        let looked = self.look_up(work, cancel).await?;
+        timings.look_up_ms = clock.lap();
+        let mut plan = plan::plan(looked, self);
+        timings.plan_ms = clock.lap();
+        self.record_outcomes(&mut plan, cancel).await?;
+        timings.record_ms = clock.lap();
+        let (acknowledged_earlier, recovered) = self.recover(&mut plan, cancel).await?;
+        timings.recover_ms = clock.lap();
+        self.notify(&plan, cancel).await?;
+        let mut sent: Vec<_> = plan.deliveries.iter().map(|d| d.request.key()).collect();
+        let sent_now = sent.len();
+        sent.extend(acknowledged_earlier);
+        self.mark_sent(&sent, cancel).await?;
+        timings.notify_ms = clock.lap();
+        Ok(BatchSummary {
+            sent: sent_now,
+            refused: plan.tally.refused,
+            stale: plan.tally.stale,
+            dead_lettered: plan.dead_letters.len(),
+            already_served: plan.tally.already_served,
+            recovered,
+            rate_limited: plan.tally.rate_limited,
+            deferred: plan.deferred,
+            timings,
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! The notify step: every SMS, email and dead-letter event of the batch in flight at once, each
+//! retried on its own until the broker acknowledges it; then the SMS are marked sent.
+//!
+//! The SMS event (contract §4) and, where the plan has an address, the email event (§5) carry
+//! the request's key and its `x-request-id` header, and `x-otp-code-id` (the code's UUID, by
+//! which a scan of the SMS topic finds them: [`SentScan`]). The SMS expiry counts from the start
+//! of this step, after the database work and any recovery (egov-notification-sms drops an SMS
+//! whose `expiryTime` has passed).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::plan::{Delivery, Plan};
+use crate::domain::code::OtpCode;
+use crate::domain::decide::SendPlan;
+use crate::domain::notification::{EmailEvent, SmsEvent};
+use crate::domain::request_event::{request_key, REQUEST_ID_HEADER};
+use crate::domain::templates::MessageTemplates;
+use crate::domain::unix_time::unix_ms;
+use crate::domain::OtpRequest;
+use crate::failure::{Classify, FailureKind};
+use crate::kafka::ProduceError;
+use crate::retry::Cancelled;
+use crate::store::RequestKey;
+use crate::worker::dead_letter::{self, Verdict};
+use crate::worker::incoming::Incoming;
+use crate::worker::outgoing::Outgoing;
+use crate::worker::pipeline::{Pipeline, Topics};
+use crate::worker::retrying::{until_done, until_settled};
+use crate::worker::sent_scan::{SentScan, CODE_ID_HEADER, SENT_SCAN_TIMEOUT};
+
+impl Pipeline {
+    /// Emits the events of `plan` (deliveries and dead letters) and waits for every
+    /// acknowledgement; returns how many SMS were sent.
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first.
+    pub(super) async fn notify(
+        &self,
+        plan: &Plan<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let sms_expires_at = SystemTime::now() + self.sms_expiry;
+        let step_started = unix_ms(SystemTime::now());
+        let events: Vec<(Outgoing<'static>, Uuid)> = plan
+            .deliveries
+            .iter()
+            .flat_map(|delivery| {
+                self.events_for(delivery, sms_expires_at)
+                    .into_iter()
+                    .map(|event| (event, delivery.code_id))
+            })
+            .collect();
+        let sends = events
+            .iter()
+            .map(|(event, code_id)| self.deliver(event, *code_id, step_started, cancel));
+        let dead_letter_sends = plan
+            .dead_letters
+            .iter()
+            .map(|(event, verdict)| self.dead_letter(event, verdict, cancel));
+        let (sent, dead_lettered) = futures::future::join(
+            futures::future::join_all(sends),
+            futures::future::join_all(dead_letter_sends),
+        )
+        .await;
+        sent.into_iter().chain(dead_lettered).collect()
+    }
+
+    /// Records that the SMS of `keys` are acknowledged (`sms_pending` → `sent`).
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first.
+    pub(super) async fn mark_sent(
+        &self,
+        keys: &[RequestKey],
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        until_done(&self.retry_policy, "mark SMS sent", cancel, || {
+            self.store.mark_sent(keys)
+        })
+        .await
+    }
+
+    fn events_for(
+        &self,
+        delivery: &Delivery<'_>,
+        sms_expires_at: SystemTime,
+    ) -> Vec<Outgoing<'static>> {
+        for_delivery(
+            &delivery.request.request,
+            delivery.request.event.correlation_id(),
+            &delivery.code_id,
+            &delivery.plan,
+            &delivery.code,
+            &self.templates,
+            &self.topics,
+            sms_expires_at,
+        )
+    }
+
+    /// Writes one SMS or email event until the broker acknowledges it. After a send that timed
+    /// out (the broker may have stored it all the same), an SMS is first looked for on the SMS
+    /// topic, as crash recovery does ([`SentScan`]): found, it is not sent again.
+    ///
+    /// A refusal the broker would repeat (too large, invalid) cannot be this request's doing:
+    /// every field of an SMS event is bounded by edge validation or by egov-user's own columns
+    /// (under 2 KB in all), so it is a topic misconfigured for every SMS (e.g. a tiny
+    /// `max.message.bytes`) and is retried, logged at error level, never dead-lettered. An email
+    /// event refused that way is dropped with an error log (the SMS went).
+    async fn deliver(
+        &self,
+        event: &Outgoing<'_>,
+        code_id: Uuid,
+        since_ms: i64,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let is_sms = event.topic == self.topics.sms;
+        // The first attempt, on its own: the common case allocates nothing for the retries.
+        let maybe_written = match event.send(&self.producer).await {
+            Ok(()) => return Ok(()),
+            Err(error) if !is_sms && error.kind() == FailureKind::Poison => {
+                tracing::error!(%error, "the broker refused an email event; the SMS went");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "producing an event failed; retrying");
+                is_sms && error.maybe_written()
+            }
+        };
+        let maybe_written = std::sync::atomic::AtomicBool::new(maybe_written);
+        let new_scan = || {
+            SentScan::new(
+                &self.bootstrap_servers,
+                &self.topics.sms,
+                since_ms,
+                HashSet::from([code_id]),
+            )
+        };
+        // Behind a lock only so each attempt can resume the same scan; a scan that reached the
+        // end without finding the SMS is replaced, so the next check reads up to the new end.
+        let scan = tokio::sync::Mutex::new(new_scan());
+        until_done(&self.retry_policy, "produce an event", cancel, || async {
+            if maybe_written.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut scan = scan.lock().await;
+                if scan.run(SENT_SCAN_TIMEOUT).await?.contains(&code_id) {
+                    tracing::info!(%code_id, "an SMS whose send timed out was written after all");
+                    return Ok(());
+                }
+                *scan = new_scan();
+            }
+            let sent = event.send(&self.producer).await;
+            if is_sms && sent.as_ref().is_err_and(ProduceError::maybe_written) {
+                maybe_written.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            sent
+        })
+        .await
+    }
+
+    /// Logs and writes the dead letter of `event`, cut to fit `message_max_bytes`; written as a
+    /// pointer to the original if the broker still refuses it (see [`dead_letter`]).
+    pub(super) async fn dead_letter(
+        &self,
+        event: &Incoming,
+        verdict: &Verdict,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        tracing::warn!(
+            request_id = ?event.request_id,
+            reason = verdict.reason.as_str(),
+            detail = ?verdict.detail,
+            topic = %event.source.topic,
+            partition = event.source.partition,
+            offset = event.source.offset,
+            "request event dead-lettered"
+        );
+        let topic = &self.topics.dead_letter;
+        let full = dead_letter::build(event, verdict, topic, self.message_max_bytes);
+        let sent = until_settled(&self.retry_policy, "produce a dead letter", cancel, || {
+            full.send(&self.producer)
+        })
+        .await?;
+        if let Err(error) = sent {
+            tracing::warn!(
+                %error,
+                offset = event.source.offset,
+                "the broker refused the dead letter; writing a pointer to the original instead"
+            );
+            let pointer = dead_letter::pointer(event, verdict, topic);
+            until_done(
+                &self.retry_policy,
+                "produce a dead-letter pointer",
+                cancel,
+                || pointer.send(&self.producer),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The SMS event, and the email event when the plan has an address, for one delivery. Both
+/// carry `x-request-id` (`correlation_id`: the caller's id, else the request id) and
+/// `x-otp-code-id` (the code's UUID, by which a scan of the SMS topic finds them).
+#[allow(clippy::too_many_arguments)]
+fn for_delivery(
+    request: &OtpRequest,
+    correlation_id: &str,
+    code_id: &Uuid,
+    plan: &SendPlan,
+    code: &OtpCode,
+    templates: &MessageTemplates,
+    topics: &Topics,
+    sms_expires_at: SystemTime,
+) -> Vec<Outgoing<'static>> {
+    let otp_type = request.otp_type;
+    let key: Cow<'static, [u8]> = Cow::Owned(request_key(request).into_bytes());
+    let headers = vec![
+        (
+            Cow::Borrowed(REQUEST_ID_HEADER),
+            Some(Cow::Owned(correlation_id.as_bytes().to_vec())),
+        ),
+        (
+            Cow::Borrowed(CODE_ID_HEADER),
+            Some(Cow::Owned(code_id.to_string().into_bytes())),
+        ),
+    ];
+    let sms = SmsEvent::new(
+        plan.sms_to.clone(),
+        templates.sms_text(otp_type, code),
+        unix_ms(sms_expires_at),
+        templates.dlt_template_id(otp_type).map(str::to_owned),
+        Some(request.locale().to_owned()),
+        Some(request.tenant_id.clone()),
+    );
+    let mut events = vec![Outgoing {
+        topic: topics.sms.clone(),
+        key: Some(key.clone()),
+        payload: Some(Cow::Owned(to_json(&sms))),
+        headers: headers.clone(),
+    }];
+    if let (Some(address), Some((subject, body))) =
+        (plan.email_to.as_deref(), templates.email(otp_type, code))
+    {
+        events.push(Outgoing {
+            topic: topics.email.clone(),
+            key: Some(key),
+            payload: Some(Cow::Owned(to_json(&EmailEvent::new(
+                address, subject, body,
+            )))),
+            headers,
+        });
+    }
+    events
+}
+
+/// Serialises an event made only of strings, numbers and booleans (cannot fail).
+fn to_json<T: Serialize>(event: &T) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialise an outgoing event");
+        Vec::new()
+    })
+}

@@ -1,0 +1,386 @@
+//! The dispatcher: from fetched events to batches in progress, without reordering any key and
+//! without storing an offset past unfinished work.
+//!
+//! The consumer loop admits every fetched event here. An admitted event holds its lock keys
+//! (its Kafka message key, when it has one, and its request id: [`key_order`]) and is served
+//! when no earlier event holding one of them is unfinished. Up to [`BATCHES_IN_FLIGHT`] batches
+//! run at once, each made of whatever is ready (up to the batch size), from any partition, so
+//! throughput does not depend on the partition count; an idle worker serves a single event at
+//! once (no batching delay), a busy one builds larger batches.
+//!
+//! When a batch is done, each event's offset is finished in [`Offsets`] and the end of its
+//! partition's contiguous completed prefix, when it moved, is stored (committed by librdkafka's
+//! auto-commit, on revoke, and at shutdown). An event the batch deferred (another worker's
+//! pending request still in its grace) keeps its keys and its unfinished offset and is served
+//! again after the wait: only its own key waits.
+//!
+//! Memory is bounded without blocking the loop ([`super::in_flight`]): a partition holding more
+//! than its share of the in-flight bounds is paused until it is back under half.
+//!
+//! Events of partitions this worker no longer owns (revoked while queued, or fetched under an
+//! earlier assignment of a partition that came back) are dropped unserved: the next owner reads
+//! them again from the committed offset. A batch in progress holding an event of a revoked
+//! partition is cancelled at its next step (so its retries cannot send an SMS after the new
+//! owner took over; the new owner also waits out the pending grace); its events of partitions
+//! still owned are served again. At shutdown, batches get the shutdown grace, then are
+//! abandoned: their events are redelivered to the next run.
+//!
+//! [`key_order`]: super::key_order
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::consumer::Consumer;
+use rdkafka::TopicPartitionList;
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{BatchSummary, PENDING_GRACE};
+use super::consumer::{self, Assignment, RequestConsumer};
+use super::in_flight::{Bounds, InFlight, Loads};
+use super::incoming::Incoming;
+use super::key_order::{KeyOrder, LockKey};
+use super::offsets::{Offsets, PartitionKey};
+use super::pipeline::Pipeline;
+use crate::retry::Cancelled;
+
+/// Batches in progress at once per worker.
+pub const BATCHES_IN_FLIGHT: usize = 6;
+
+/// How often a batch in progress checks that its partitions are still owned.
+const REVOCATION_CHECK: Duration = Duration::from_millis(100);
+
+/// A batch handed back by its task.
+pub(super) struct Finished {
+    events: Vec<Incoming>,
+    result: Result<BatchSummary, Cancelled>,
+}
+
+/// The dispatcher's state; owned by the consumer loop (see the module documentation).
+pub(super) struct Dispatcher {
+    pipeline: Arc<Pipeline>,
+    consumer: Arc<RequestConsumer>,
+    assignment: Assignment,
+    order: KeyOrder<Incoming>,
+    offsets: Offsets,
+    loads: Loads,
+    totals: Arc<InFlight>,
+    bounds: Bounds,
+    batch_size: usize,
+    /// Partitions paused because they held more than their share.
+    paused: Vec<PartitionKey>,
+    /// Batches in progress; polled by the consumer loop.
+    pub(super) batches: JoinSet<Finished>,
+    /// Deferred events whose wait is over; polled by the consumer loop.
+    pub(super) deferred: mpsc::UnboundedReceiver<Incoming>,
+    defer: mpsc::UnboundedSender<Incoming>,
+    abandon: CancellationToken,
+    stopping: bool,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `consumer`'s events. `abandon` interrupts the batches in progress
+    /// (shutdown grace over); `totals` is kept up to date with what it holds.
+    pub(super) fn new(
+        pipeline: Arc<Pipeline>,
+        consumer: Arc<RequestConsumer>,
+        assignment: Assignment,
+        totals: Arc<InFlight>,
+        bounds: Bounds,
+        batch_size: usize,
+        abandon: CancellationToken,
+    ) -> Self {
+        let (defer, deferred) = mpsc::unbounded_channel();
+        Self {
+            pipeline,
+            consumer,
+            assignment,
+            order: KeyOrder::default(),
+            offsets: Offsets::default(),
+            loads: Loads::default(),
+            totals,
+            bounds,
+            batch_size: batch_size.max(1),
+            paused: Vec::new(),
+            batches: JoinSet::new(),
+            deferred,
+            defer,
+            abandon,
+            stopping: false,
+        }
+    }
+
+    /// Admits a fetched event (dropped when its partition is not owned); pauses its partition
+    /// when the partition holds more than its share.
+    pub(super) fn admit(&mut self, mut event: Incoming) {
+        let source = &event.source;
+        let Some(assignment) = self.assignment.current(&source.topic, source.partition) else {
+            return; // fetched just before its partition was revoked
+        };
+        event.assignment = assignment;
+        let partition = partition_key(&event);
+        let load = self.loads.add(&self.totals, &partition, event.size_bytes());
+        self.offsets.received(&partition, event.source.offset);
+        if load.over(self.bounds.share(self.assignment.count()))
+            && !self.paused.contains(&partition)
+        {
+            self.pause(partition);
+        }
+        let locks = lock_keys(&event);
+        self.order.admit(locks, event);
+    }
+
+    /// Starts batches of ready events while fewer than [`BATCHES_IN_FLIGHT`] are in progress.
+    pub(super) fn start_batches(&mut self) {
+        while !self.stopping
+            && self.batches.len() < BATCHES_IN_FLIGHT
+            && self.order.ready_count() > 0
+        {
+            let mut batch = Vec::new();
+            for (ticket, mut event) in self.order.take_ready(self.batch_size) {
+                event.ticket = ticket;
+                if self.owned(&event) {
+                    batch.push(event);
+                } else {
+                    self.drop_unserved(&event);
+                }
+            }
+            if !batch.is_empty() {
+                self.spawn(batch);
+            }
+        }
+    }
+
+    /// Takes a finished batch back: finishes its events (storing offsets as far as the
+    /// completed prefix reaches), schedules its deferred ones, serves again what a revocation
+    /// interrupted. False when the batch's task itself failed (a bug past every panic guard):
+    /// its events are lost to this consumer, which must then be recreated to fetch them again.
+    pub(super) fn take_back(&mut self, joined: Result<Finished, JoinError>) -> bool {
+        let Finished { events, result } = match joined {
+            Ok(finished) => finished,
+            Err(error) => {
+                tracing::error!(%error, "a batch task failed; recreating the consumer");
+                return false;
+            }
+        };
+        match result {
+            Ok(summary) => {
+                tracing::debug!(events = events.len(), ?summary, "batch done");
+                for event in events {
+                    match summary.deferred.iter().find(|(t, _)| *t == event.ticket) {
+                        Some((_, wait)) => {
+                            tracing::info!(
+                                request_id = ?event.request_id,
+                                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                "another worker's request may still be in flight; its key waits out the grace"
+                            );
+                            self.defer_for(event, *wait);
+                        }
+                        None => self.finish(&event),
+                    }
+                }
+            }
+            Err(_) if self.abandon.is_cancelled() => {
+                tracing::warn!(
+                    events = events.len(),
+                    "batch abandoned at shutdown; its events will be redelivered"
+                );
+                for event in &events {
+                    self.drop_unserved(event);
+                }
+            }
+            Err(_) => {
+                tracing::warn!(
+                    events = events.len(),
+                    "batch cancelled: a partition of it was revoked; the new owner serves those events, the others are served again after the pending grace"
+                );
+                // What the interrupted batch handed to the producer may still be delivered:
+                // its events of partitions still owned wait as long as another worker's would.
+                for event in events {
+                    if self.owned(&event) {
+                        self.defer_for(event, PENDING_GRACE);
+                    } else {
+                        self.drop_unserved(&event);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// A deferred event whose wait is over (or one whose batch was interrupted): ready again,
+    /// if its partition is still owned under the same assignment.
+    pub(super) fn ready_again(&mut self, event: Incoming) {
+        if self.owned(&event) {
+            self.order.ready_again(event.ticket, event);
+        } else {
+            self.drop_unserved(&event);
+        }
+    }
+
+    /// Resumes paused partitions that are back under half their share (forgetting those no
+    /// longer owned under the same assignment), and forgets the offsets of such partitions.
+    pub(super) fn resume_drained(&mut self) {
+        let share = self.bounds.share(self.assignment.count());
+        let assignment = self.assignment.clone();
+        let owns = |(topic, partition, id): &PartitionKey| assignment.owns(topic, *partition, *id);
+        self.offsets.retain(owns);
+        let (drained, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.paused)
+            .into_iter()
+            .filter(owns)
+            .partition(|partition| self.loads.of(partition).drained(share));
+        self.paused = still;
+        for (topic, partition, _) in drained {
+            match self.consumer.resume(&partitions(&topic, partition)) {
+                Ok(()) => tracing::debug!(partition, "partition drained; resumed"),
+                Err(error) => tracing::warn!(%error, partition, "cannot resume a partition"),
+            }
+        }
+    }
+
+    /// Stops starting batches and waits for those in progress (they get the shutdown grace,
+    /// then are abandoned), storing the offsets of what they finished.
+    pub(super) async fn finish_all(&mut self) {
+        self.stopping = true;
+        while let Some(joined) = self.batches.join_next().await {
+            self.take_back(joined);
+        }
+    }
+
+    fn spawn(&mut self, batch: Vec<Incoming>) {
+        let pipeline = self.pipeline.clone();
+        let assignment = self.assignment.clone();
+        let cancel = self.abandon.child_token();
+        self.batches.spawn(async move {
+            let watch = watch_revocation(&batch, &assignment, cancel.clone());
+            // Last line of defence: a panic while handling the batch (a bug) is caught; its
+            // events are then served one by one and the one that panics alone is dead-lettered.
+            let result = match AssertUnwindSafe(pipeline.process(&batch, &cancel))
+                .catch_unwind()
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!(
+                        events = batch.len(),
+                        "a batch panicked; serving its events one by one"
+                    );
+                    pipeline.process_each_alone(&batch, &cancel).await
+                }
+            };
+            watch.abort();
+            Finished {
+                events: batch,
+                result,
+            }
+        });
+    }
+
+    /// `event` is served: its offset finished (the prefix stored if it moved), its keys freed.
+    fn finish(&mut self, event: &Incoming) {
+        let partition = partition_key(event);
+        if let Some(offset) = self.offsets.finished(&partition, event.source.offset) {
+            consumer::store_offset(&self.consumer, &partition.0, partition.1, offset);
+        }
+        self.order.finish(event.ticket);
+        self.loads
+            .remove(&self.totals, &partition, event.size_bytes());
+    }
+
+    /// `event` leaves unserved (partition revoked, or shutdown): its keys are freed; its offset
+    /// stays unfinished, so it is read again by whoever owns the partition next.
+    fn drop_unserved(&mut self, event: &Incoming) {
+        self.order.finish(event.ticket);
+        self.loads
+            .remove(&self.totals, &partition_key(event), event.size_bytes());
+    }
+
+    /// Hands `event` back to the loop after `wait`, keeping its keys meanwhile.
+    fn defer_for(&mut self, event: Incoming, wait: Duration) {
+        let defer = self.defer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            // The loop has stopped when this fails: the event is redelivered to the next run.
+            let _ = defer.send(event);
+        });
+    }
+
+    fn owned(&self, event: &Incoming) -> bool {
+        self.assignment.owns(
+            &event.source.topic,
+            event.source.partition,
+            event.assignment,
+        )
+    }
+
+    fn pause(&mut self, partition: PartitionKey) {
+        let (topic, number, _) = &partition;
+        match self.consumer.pause(&partitions(topic, *number)) {
+            Ok(()) => {
+                tracing::debug!(
+                    partition = number,
+                    "partition over its share of the in-flight bounds; paused"
+                );
+                self.totals.paused();
+                self.paused.push(partition);
+            }
+            Err(error) => tracing::warn!(%error, partition = number, "cannot pause a partition"),
+        }
+    }
+}
+
+/// The keys `event` is ordered by: its Kafka message key, when it has one, and its request id.
+fn lock_keys(event: &Incoming) -> Vec<LockKey> {
+    let mut locks = Vec::with_capacity(2);
+    if let Some(key) = &event.key {
+        locks.push(LockKey::Message {
+            topic: event.source.topic.clone(),
+            key: key.clone(),
+        });
+    }
+    locks.push(LockKey::Request(event.request_id.clone()));
+    locks
+}
+
+fn partition_key(event: &Incoming) -> PartitionKey {
+    (
+        event.source.topic.clone(),
+        event.source.partition,
+        event.assignment,
+    )
+}
+
+/// Cancels `cancel` as soon as a partition of `batch` is no longer owned under the same
+/// assignment.
+fn watch_revocation(
+    batch: &[Incoming],
+    assignment: &Assignment,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let mut owned: Vec<PartitionKey> = batch.iter().map(partition_key).collect();
+    owned.sort();
+    owned.dedup();
+    let assignment = assignment.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REVOCATION_CHECK).await;
+            if owned
+                .iter()
+                .any(|(topic, partition, id)| !assignment.owns(topic, *partition, *id))
+            {
+                cancel.cancel();
+                return;
+            }
+        }
+    })
+}
+
+/// One partition of `topic`, as librdkafka's pause and resume take it.
+fn partitions(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    list
+}

@@ -1,0 +1,271 @@
+//! Key-ordered scheduling: which fetched events may be served now without overtaking an earlier
+//! event of the same key.
+//!
+//! Every admitted event holds one or more lock keys (module `dispatch` gives each request event
+//! its Kafka message key, when it has one, and its request id). Each lock key has a queue of the
+//! events holding it, in admission order; an event is *ready* when it is at the front of every
+//! queue it is in. Finishing an event removes it from its queues, which may make the next event
+//! of each of them ready. Consequences:
+//! - two events sharing a lock key never run at the same time, and the earlier one always
+//!   finishes first (per-user order: one message key per user; one request id per request);
+//! - events with disjoint keys are independent, whatever partition they came from: one slow key
+//!   delays only the events queued behind it;
+//! - no deadlock: the oldest unfinished event is at the front of all its queues, so it is always
+//!   ready or in progress.
+//!
+//! An event taken for serving keeps its locks until [`KeyOrder::finish`]; one whose serving was
+//! deferred (another worker's request still in its grace) keeps them while it waits and is
+//! handed back with [`KeyOrder::ready_again`]. This is the key-ordering mode of Confluent's
+//! parallel consumer; the offsets side (contiguous completed prefix) is module `offsets`.
+
+use std::collections::{HashMap, VecDeque};
+
+/// A lock key: events sharing one are served one at a time, in admission order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum LockKey {
+    /// The Kafka message key of an event of `topic` (DIGIT keys a request by tenant and mobile).
+    Message { topic: String, key: Vec<u8> },
+    /// The request id ([`crate::domain::request_id`]): copies of one request never overlap.
+    Request(String),
+}
+
+/// The admission number of an event, unique within one [`KeyOrder`].
+pub(super) type Ticket = u64;
+
+struct Entry<T> {
+    locks: Vec<LockKey>,
+    /// `None` while the event is out (being served or deferred).
+    item: Option<T>,
+}
+
+/// The events admitted and not yet finished, with the lock queues that order them.
+pub(super) struct KeyOrder<T> {
+    next: Ticket,
+    entries: HashMap<Ticket, Entry<T>>,
+    queues: HashMap<LockKey, VecDeque<Ticket>>,
+    /// Ready events in admission order of becoming ready.
+    ready: VecDeque<Ticket>,
+}
+
+impl<T> Default for KeyOrder<T> {
+    fn default() -> Self {
+        Self {
+            next: 0,
+            entries: HashMap::new(),
+            queues: HashMap::new(),
+            ready: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> KeyOrder<T> {
+    /// Admits `item` holding `locks` (duplicates are ignored); returns its ticket.
+    pub(super) fn admit(&mut self, mut locks: Vec<LockKey>, item: T) -> Ticket {
+        self.next += 1;
+        let ticket = self.next;
+        locks.dedup();
+        for lock in &locks {
+            self.queues
+                .entry(lock.clone())
+                .or_default()
+                .push_back(ticket);
+        }
+        let entry = Entry {
+            locks,
+            item: Some(item),
+        };
+        self.entries.insert(ticket, entry);
+        if self.at_front_everywhere(ticket) {
+            self.ready.push_back(ticket);
+        }
+        ticket
+    }
+
+    /// Up to `max` ready events, oldest first, taken out for serving (their locks stay held).
+    pub(super) fn take_ready(&mut self, max: usize) -> Vec<(Ticket, T)> {
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(ticket) = self.ready.pop_front() else {
+                break;
+            };
+            if let Some(item) = self.entries.get_mut(&ticket).and_then(|e| e.item.take()) {
+                taken.push((ticket, item));
+            }
+        }
+        taken
+    }
+
+    /// Hands back an event that was taken and deferred: it is ready again at once (it never gave
+    /// up its locks).
+    pub(super) fn ready_again(&mut self, ticket: Ticket, item: T) {
+        if let Some(entry) = self.entries.get_mut(&ticket) {
+            entry.item = Some(item);
+            self.ready.push_back(ticket);
+        }
+    }
+
+    /// Finishes an event (served, or dropped after being taken): releases its locks; the next
+    /// event of each of its keys may become ready. Unknown tickets are ignored.
+    pub(super) fn finish(&mut self, ticket: Ticket) {
+        let Some(entry) = self.entries.remove(&ticket) else {
+            return;
+        };
+        if entry.item.is_some() {
+            // Finished without being taken (rare): it may still be listed as ready.
+            self.ready.retain(|t| *t != ticket);
+        }
+        let mut fronts = Vec::new();
+        for lock in entry.locks {
+            if let Some(queue) = self.queues.get_mut(&lock) {
+                if queue.front() == Some(&ticket) {
+                    queue.pop_front();
+                } else {
+                    queue.retain(|t| *t != ticket);
+                }
+                match queue.front() {
+                    Some(front) => fronts.push(*front),
+                    None => {
+                        self.queues.remove(&lock);
+                    }
+                }
+            }
+        }
+        // A new front was behind the finished event, so it cannot be listed as ready yet; it is
+        // listed once even when it shared several keys with the finished event.
+        fronts.sort_unstable();
+        fronts.dedup();
+        for front in fronts {
+            let idle = self.entries.get(&front).is_some_and(|e| e.item.is_some());
+            if idle && self.at_front_everywhere(front) {
+                self.ready.push_back(front);
+            }
+        }
+    }
+
+    /// Events ready to serve now.
+    pub(super) fn ready_count(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Events admitted and not finished (ready, waiting, out).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn at_front_everywhere(&self, ticket: Ticket) -> bool {
+        self.entries.get(&ticket).is_some_and(|entry| {
+            entry
+                .locks
+                .iter()
+                .all(|lock| self.queues.get(lock).and_then(VecDeque::front) == Some(&ticket))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> LockKey {
+        LockKey::Message {
+            topic: "t".into(),
+            key: k.as_bytes().to_vec(),
+        }
+    }
+
+    fn request(id: &str) -> LockKey {
+        LockKey::Request(id.into())
+    }
+
+    fn names(taken: &[(Ticket, &'static str)]) -> Vec<&'static str> {
+        taken.iter().map(|(_, name)| *name).collect()
+    }
+
+    #[test]
+    fn events_of_different_keys_are_ready_together_and_one_key_waits_its_turn() {
+        let mut order = KeyOrder::default();
+        order.admit(vec![key("a")], "a1");
+        order.admit(vec![key("b")], "b1");
+        order.admit(vec![key("a")], "a2");
+        order.admit(vec![key("c")], "c1");
+        let first = order.take_ready(10);
+        assert_eq!(names(&first), ["a1", "b1", "c1"]);
+        assert!(order.take_ready(10).is_empty(), "a2 waits for a1");
+        order.finish(first[1].0);
+        assert!(
+            order.take_ready(10).is_empty(),
+            "b1 done frees nothing of a"
+        );
+        order.finish(first[0].0);
+        assert_eq!(names(&order.take_ready(10)), ["a2"]);
+    }
+
+    #[test]
+    fn an_event_holding_two_keys_waits_for_both_and_then_blocks_both() {
+        let mut order = KeyOrder::default();
+        let a1 = order.admit(vec![key("a"), request("r")], "a1");
+        order.admit(vec![key("b"), request("r")], "b-same-request");
+        order.admit(vec![key("b")], "b2");
+        assert_eq!(names(&order.take_ready(10)), ["a1"]);
+        order.finish(a1);
+        let next = order.take_ready(10);
+        assert_eq!(names(&next), ["b-same-request"], "b2 stays behind it");
+        order.finish(next[0].0);
+        assert_eq!(names(&order.take_ready(10)), ["b2"]);
+    }
+
+    #[test]
+    fn a_deferred_event_keeps_its_key_and_comes_back_ready() {
+        let mut order = KeyOrder::default();
+        order.admit(vec![key("a")], "a1");
+        order.admit(vec![key("a")], "a2");
+        order.admit(vec![key("b")], "b1");
+        let taken = order.take_ready(1);
+        let (ticket, item) = (taken[0].0, taken[0].1);
+        // a1 deferred: b1 still flows, a2 still waits.
+        assert_eq!(names(&order.take_ready(10)), ["b1"]);
+        order.ready_again(ticket, item);
+        assert_eq!(names(&order.take_ready(10)), ["a1"]);
+        order.finish(ticket);
+        assert_eq!(names(&order.take_ready(10)), ["a2"]);
+    }
+
+    #[test]
+    fn take_ready_respects_its_limit_and_admission_order() {
+        let mut order = KeyOrder::default();
+        for (i, name) in ["x", "y", "z"].into_iter().enumerate() {
+            order.admit(vec![key(&i.to_string())], name);
+        }
+        assert_eq!(order.ready_count(), 3);
+        assert_eq!(names(&order.take_ready(2)), ["x", "y"]);
+        assert_eq!(names(&order.take_ready(2)), ["z"]);
+        assert_eq!(order.len(), 3, "taken events count until finished");
+    }
+
+    #[test]
+    fn finishing_everything_leaves_nothing_behind() {
+        let mut order = KeyOrder::default();
+        for i in 0..100 {
+            order.admit(vec![key(&(i % 7).to_string()), request(&i.to_string())], i);
+        }
+        let mut served = Vec::new();
+        loop {
+            let taken = order.take_ready(5);
+            if taken.is_empty() {
+                break;
+            }
+            for (ticket, item) in taken {
+                served.push(item);
+                order.finish(ticket);
+            }
+        }
+        assert_eq!(served.len(), 100);
+        for k in 0..7 {
+            let of_key: Vec<i32> = served.iter().copied().filter(|i| i % 7 == k).collect();
+            assert!(of_key.windows(2).all(|w| w[0] < w[1]), "key {k} in order");
+        }
+        assert_eq!(order.len(), 0);
+        assert!(order.queues.is_empty());
+    }
+}
