@@ -27,9 +27,10 @@
 //!
 //! [`key_order`]: super::key_order
 
+use std::hash::{BuildHasher, RandomState};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use rdkafka::consumer::Consumer;
@@ -49,6 +50,15 @@ use crate::retry::Cancelled;
 
 /// Batches in progress at once per worker.
 pub const BATCHES_IN_FLIGHT: usize = 6;
+
+/// Ready events that start another batch at once while one is in progress (a smaller batch
+/// waits up to [`LINGER`]): at a moderate rate a few fuller batches cost the database far less
+/// than many single-event ones.
+const FILL: usize = 64;
+
+/// Longest a ready event waits for another batch to start while one is in progress (the
+/// consumer loop's tick, `TICK` in the worker module, re-checks at least this often).
+pub(super) const LINGER: Duration = Duration::from_millis(5);
 
 /// How often a batch in progress checks that its partitions are still owned.
 const REVOCATION_CHECK: Duration = Duration::from_millis(100);
@@ -79,6 +89,10 @@ pub(super) struct Dispatcher {
     defer: mpsc::UnboundedSender<Incoming>,
     abandon: CancellationToken,
     stopping: bool,
+    /// When the last batch started.
+    last_start: Instant,
+    /// Keys the lock-key hashes (random per process).
+    hasher: RandomState,
 }
 
 impl Dispatcher {
@@ -110,6 +124,8 @@ impl Dispatcher {
             defer,
             abandon,
             stopping: false,
+            last_start: Instant::now(),
+            hasher: RandomState::new(),
         }
     }
 
@@ -129,16 +145,22 @@ impl Dispatcher {
         {
             self.pause(partition);
         }
-        let locks = lock_keys(&event);
+        let locks = lock_keys(&self.hasher, &event);
         self.order.admit(locks, event);
     }
 
-    /// Starts batches of ready events while fewer than [`BATCHES_IN_FLIGHT`] are in progress.
+    /// Starts batches of ready events while fewer than [`BATCHES_IN_FLIGHT`] are in progress:
+    /// at once when none is, or when [`FILL`] events are ready, else once the last batch
+    /// started [`LINGER`] ago.
     pub(super) fn start_batches(&mut self) {
         while !self.stopping
             && self.batches.len() < BATCHES_IN_FLIGHT
             && self.order.ready_count() > 0
+            && (self.batches.is_empty()
+                || self.order.ready_count() >= FILL.min(self.batch_size)
+                || self.last_start.elapsed() >= LINGER)
         {
+            self.last_start = Instant::now();
             let mut batch = Vec::new();
             for (ticket, mut event) in self.order.take_ready(self.batch_size) {
                 event.ticket = ticket;
@@ -332,16 +354,14 @@ impl Dispatcher {
     }
 }
 
-/// The keys `event` is ordered by: its Kafka message key, when it has one, and its request id.
-fn lock_keys(event: &Incoming) -> Vec<LockKey> {
+/// The keys `event` is ordered by: its Kafka message key (with its topic), when it has one, and
+/// its request id, each hashed with `hasher` (see [`LockKey`]).
+fn lock_keys(hasher: &RandomState, event: &Incoming) -> Vec<LockKey> {
     let mut locks = Vec::with_capacity(2);
     if let Some(key) = &event.key {
-        locks.push(LockKey::Message {
-            topic: event.source.topic.clone(),
-            key: key.clone(),
-        });
+        locks.push(hasher.hash_one((0_u8, &event.source.topic, key)));
     }
-    locks.push(LockKey::Request(event.request_id.clone()));
+    locks.push(hasher.hash_one((1_u8, &event.request_id)));
     locks
 }
 

@@ -20,14 +20,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-/// A lock key: events sharing one are served one at a time, in admission order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum LockKey {
-    /// The Kafka message key of an event of `topic` (DIGIT keys a request by tenant and mobile).
-    Message { topic: String, key: Vec<u8> },
-    /// The request id ([`crate::domain::request_id`]): copies of one request never overlap.
-    Request(String),
-}
+/// A lock key: events sharing one are served one at a time, in admission order. It is a 64-bit
+/// hash of what orders the events (module `dispatch`: a message key, a request id), keyed at
+/// random per process: two different keys that collide are only served one after the other,
+/// never out of order, and nobody outside the process can aim for a collision.
+pub(super) type LockKey = u64;
 
 /// The admission number of an event, unique within one [`KeyOrder`].
 pub(super) type Ticket = u64;
@@ -65,10 +62,7 @@ impl<T> KeyOrder<T> {
         let ticket = self.next;
         locks.dedup();
         for lock in &locks {
-            self.queues
-                .entry(lock.clone())
-                .or_default()
-                .push_back(ticket);
+            self.queues.entry(*lock).or_default().push_back(ticket);
         }
         let entry = Entry {
             locks,
@@ -168,14 +162,16 @@ mod tests {
     use super::*;
 
     fn key(k: &str) -> LockKey {
-        LockKey::Message {
-            topic: "t".into(),
-            key: k.as_bytes().to_vec(),
-        }
+        hash(("message", k))
     }
 
     fn request(id: &str) -> LockKey {
-        LockKey::Request(id.into())
+        hash(("request", id))
+    }
+
+    fn hash(value: impl std::hash::Hash) -> LockKey {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
     }
 
     fn names(taken: &[(Ticket, &'static str)]) -> Vec<&'static str> {

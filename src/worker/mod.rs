@@ -73,8 +73,9 @@ use pipeline::Pipeline;
 /// How long the batches in progress may take to finish after shutdown was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// How often the consumer loop checks whether a paused partition has drained.
-const RESUME_CHECK: Duration = Duration::from_millis(20);
+/// How often the consumer loop looks again at what waits without an event arriving: ready
+/// events lingering for a batch ([`dispatch::LINGER`]) and paused partitions that drained.
+const TICK: Duration = dispatch::LINGER;
 
 /// One consumer's life: subscribe, admit events and run batches until shutdown (`Ok(true)`) or
 /// a fatal consumer error (`Ok(false)`), then let the batches in progress finish and commit
@@ -109,13 +110,13 @@ async fn consume(
         settings.kafka.worker_batch_size,
         abandon.clone(),
     );
-    let mut resume_check = tokio::time::interval(RESUME_CHECK);
-    resume_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = loop {
         dispatcher.start_batches();
         tokio::select! {
             _ = shutdown.cancelled() => break true,
-            _ = resume_check.tick() => dispatcher.resume_drained(),
+            _ = tick.tick() => dispatcher.resume_drained(),
             Some(joined) = dispatcher.batches.join_next() => {
                 if !dispatcher.take_back(joined) {
                     break false;
