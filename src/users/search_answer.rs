@@ -16,8 +16,25 @@ use serde_json::Value;
 use super::error::UserLookupError;
 use crate::domain::FoundUser;
 
+/// A well-formed answer, read straight into users (unknown members skipped unread).
+#[derive(Deserialize)]
+struct Answer {
+    user: Vec<FoundUser>,
+}
+
 /// The users of a 2xx search answer, in egov-user's order (possibly none).
+///
+/// # Errors
+/// [`UserLookupError::MalformedAnswer`] when the body is not a search answer, saying what is
+/// wrong without quoting it.
 pub fn parse_search_answer(body: &[u8]) -> Result<Vec<FoundUser>, UserLookupError> {
+    // The common case, without building a JSON tree first; anything it refuses is read again
+    // below, to say precisely what is wrong.
+    if let Ok(answer) = serde_json::from_slice::<Answer>(body) {
+        if body.trim_ascii_start().starts_with(b"{") {
+            return Ok(answer.user);
+        }
+    }
     let malformed = |what: String| UserLookupError::MalformedAnswer(what);
     // serde_json's syntax errors name a position, never the input.
     let value: Value = serde_json::from_slice(body).map_err(|e| {
