@@ -20,33 +20,46 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// `RequestInfo` members that never reach the topic.
 const DROPPED_REQUEST_INFO_FIELDS: [&str; 2] = ["authToken", "userInfo"];
 
+/// The value of a request event: `{"RequestInfo": {…}, "otp": {…}}`, a `_send` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestEvent {
+    /// DIGIT's `RequestInfo` as sent, without `authToken` and `userInfo`; absent when the
+    /// request had none.
     #[serde(
         rename = "RequestInfo",
         skip_serializing_if = "Option::is_none",
         default
     )]
     pub request_info: Option<Map<String, Value>>,
+    /// The request's own fields.
     pub otp: RequestEventOtp,
 }
 
+/// The `otp` member of a request event, validated and trimmed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestEventOtp {
+    /// `mobileNumber`: the mobile number (register, login) or mobile or user name
+    /// (passwordreset).
     pub mobile_number: String,
+    /// `tenantId` as sent, e.g. `pb.amritsar` (the root tenant is the part before the first dot).
     pub tenant_id: String,
+    /// `type`, lower case: `register`, `login` or `passwordreset`.
     #[serde(rename = "type")]
     pub otp_type: String,
+    /// `userType` as sent (`CITIZEN`, `EMPLOYEE`, …), when given.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub user_type: Option<String>,
+    /// The SMS locale (`en_IN`, …), when given.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub locale: Option<String>,
+    /// `countryCode` as sent (`+91`, `91` and `0091` all mean India), when given.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub country_code: Option<String>,
 }
 
 impl RequestEvent {
+    /// The normalised event for a validated request (see the module documentation).
     pub fn from_request(request: &OtpRequest) -> Self {
         let request_info = request.request_info.as_ref().map(|info| {
             let mut info = info.clone();

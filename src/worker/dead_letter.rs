@@ -16,10 +16,16 @@ use std::borrow::Cow;
 use super::incoming::Incoming;
 use super::outgoing::{OutHeader, Outgoing};
 
+/// Why the event was dead-lettered: one reason code (`malformed`, `invalid_request`, …, see the
+/// README's "What is dead-lettered, and why").
 pub const REASON_HEADER: &str = "x-dead-letter-reason";
+/// What exactly was wrong, in words (never quoting personal data).
 pub const DETAIL_HEADER: &str = "x-dead-letter-detail";
+/// The request topic the original event was read from.
 pub const SOURCE_TOPIC_HEADER: &str = "x-dead-letter-source-topic";
+/// The original event's partition (decimal).
 pub const SOURCE_PARTITION_HEADER: &str = "x-dead-letter-source-partition";
+/// The original event's offset (decimal): with topic and partition, where its raw bytes remain.
 pub const SOURCE_OFFSET_HEADER: &str = "x-dead-letter-source-offset";
 /// The SQLSTATE PostgreSQL refused the event's values with (reason `database_rejected`).
 pub const SQLSTATE_HEADER: &str = "x-dead-letter-sqlstate";
