@@ -2,6 +2,7 @@
 
 use crate::cpu::Usage;
 use crate::http_load::{HttpRun, Load};
+use crate::kafka_io::Passthrough;
 use crate::measure::{Latency, WorkerRun};
 use crate::report::Round;
 
@@ -36,11 +37,18 @@ pub(crate) fn worker(round: &mut Round, run: &WorkerRun) {
     cpu(round, "worker", &run.cpu, run.requests);
 }
 
-/// The passthrough ceiling and the worker's share of it.
-pub(crate) fn passthrough(round: &mut Round, rps: f64) {
-    set(round, "passthrough_rps", rps);
+/// The passthrough ceiling and the worker's share of it (both over their served windows,
+/// [`crate::window`]).
+pub(crate) fn passthrough(round: &mut Round, passthrough: &Passthrough) {
+    set(round, "passthrough_rps", passthrough.rps);
+    set(round, "passthrough_events", passthrough.events as f64);
+    set(
+        round,
+        "passthrough_served_seconds",
+        passthrough.served_seconds,
+    );
     if let Some(worker) = round.get("worker_rps").copied() {
-        set(round, "worker_vs_passthrough", worker / rps);
+        set(round, "worker_vs_passthrough", worker / passthrough.rps);
     }
 }
 

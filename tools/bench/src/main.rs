@@ -15,6 +15,7 @@ mod kafka_io;
 mod measure;
 mod report;
 mod stack;
+mod window;
 
 use std::time::{Duration, Instant};
 
@@ -240,7 +241,7 @@ async fn one_round(
     let passthrough =
         kafka_io::passthrough(&local.kafka, &run.stack.request_topic, &to, sizes.requests).await?;
     kafka_io::delete_topics(&local.kafka, &[&to]).await?;
-    figures::passthrough(&mut round, passthrough);
+    figures::passthrough(&mut round, &passthrough);
     if parts.latency {
         eprintln!(
             "  latency: {} req/s, {} s warm-up, {} s measured",

@@ -1,5 +1,5 @@
-//! The worker measurements: end-to-end throughput on preloaded requests (with its passthrough
-//! ceiling), and latency under a fixed offered load.
+//! The worker measurements: end-to-end throughput on preloaded requests, timed over the served
+//! window ([`crate::window`]), and latency under a fixed offered load.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,6 +12,7 @@ use crate::cpu::{self, Meter, Metered, Usage};
 use crate::env::{wait_until, Local, Service};
 use crate::kafka_io::{self, Event};
 use crate::stack::Stack;
+use crate::window::Window;
 
 /// Partitions of the benchmark's request topic (DIGIT's topics have 3; issue 10 compares 12).
 pub(crate) const PARTITIONS: i32 = 3;
@@ -41,10 +42,16 @@ pub(crate) fn requests(n: usize, tag: &str) -> Vec<Event> {
 pub(crate) struct WorkerRun {
     pub stack: Stack,
     pub requests: usize,
-    /// From the first to the last SMS event of these requests (the group join and start-up
-    /// excluded), in s.
+    /// The served window, in s: from the timestamp of the first SMS event of these requests to
+    /// that of the last one, over all worker processes. Both are producer-side `CreateTime`s
+    /// that librdkafka stamps as the worker hands the event to its producer (the worker sets no
+    /// timestamp of its own). Process start, group join and the first fetch are before the
+    /// window (`startup_seconds`); everything after the first SMS, rebalances included, is in
+    /// it.
     pub served_seconds: f64,
-    /// Requests per second over `served_seconds`.
+    /// Requests per second over the served window: (`requests` − 1) / `served_seconds` (the
+    /// window spans requests − 1 intervals between the first and the last SMS). Comparable
+    /// with [`kafka_io::Passthrough::rps`], timed the same way.
     pub rps: f64,
     /// From starting the processes to the first SMS event, in s.
     pub startup_seconds: f64,
@@ -113,18 +120,16 @@ pub(crate) async fn worker_throughput(
         // that follow.
         stack.drop_database().await?;
     }
-    let (first, last) = (
-        audit.first_sms_ms.unwrap_or(started_ms),
-        audit.last_sms_ms.unwrap_or(started_ms),
-    );
-    // n - 1 intervals between the first and the last SMS.
-    let served_seconds = ((last - first) as f64 / 1000.0).max(0.001);
+    let window = Window {
+        first_ms: audit.first_sms_ms.unwrap_or(started_ms),
+        last_ms: audit.last_sms_ms.unwrap_or(started_ms),
+    };
     Ok(WorkerRun {
         stack,
         requests: n,
-        served_seconds,
-        rps: n.saturating_sub(1) as f64 / served_seconds,
-        startup_seconds: (first - started_ms) as f64 / 1000.0,
+        served_seconds: window.seconds(),
+        rps: window.rate(n),
+        startup_seconds: (window.first_ms - started_ms) as f64 / 1000.0,
         peak_rss_mb,
         audit,
         cpu,
