@@ -7,7 +7,8 @@
 //! the same benchmark with a p99 latency several times higher. `user-otp-bench clean`
 //! (`scripts/bench clean`) deletes exactly the names the tests and the benchmark make:
 //! topics `otp-{request,sms,email,dlq}-<32 hex>`, `bench_<12 hex>.*`, `bench.passthrough_<12 hex>`;
-//! databases `test_<32 hex>`, `bench_<12 hex>`.
+//! databases `test_<32 hex>`, `bench_<12 hex>`; and the per-pod part's cgroups under
+//! `<cpu hierarchy>/user-otp-bench/` a killed run left ([`crate::cgroup::remove_leftovers`]).
 
 use serde_json::json;
 
@@ -86,6 +87,14 @@ pub(crate) async fn run(local: &Local) -> anyhow::Result<()> {
         topics.len(),
         names.len()
     );
+    let (cgroups, busy) = crate::cgroup::remove_leftovers();
+    println!("removed {cgroups} cgroups left by earlier per-pod runs");
+    if busy > 0 {
+        println!(
+            "{busy} user-otp-bench cgroups still hold a process (a killed run's service): \
+             stop it, then run clean again"
+        );
+    }
     Ok(())
 }
 

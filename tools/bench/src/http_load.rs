@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::cgroup::{Cap, Cgroup};
 use crate::cpu::{Meter, Metered};
 use crate::env::{free_port, wait_until, Service};
 use crate::kafka_io;
@@ -56,20 +57,28 @@ pub(crate) struct HttpRun {
     pub serve_peak_rss_mb: f64,
 }
 
-/// Starts `user-otp serve` on `stack` and measures `_send`, the liveness handler, and
-/// `_validate` with the codes of the SMS events already on the stack's SMS topic.
-pub(crate) async fn run(
+/// `user-otp serve` running on a stack, answering on `base`.
+struct Serve {
+    process: Service,
+    base: String,
+    client: reqwest::Client,
+}
+
+/// Starts `user-otp serve` on `stack` (in a cgroup of its own when `cap` is given) and waits
+/// until it answers. The cgroup is returned apart: drop it after the process is stopped.
+async fn start_serve(
     stack: &Stack,
-    seconds: u64,
     concurrency: usize,
-) -> anyhow::Result<HttpRun> {
+    cap: Option<&Cap>,
+) -> anyhow::Result<(Serve, Option<Cgroup>)> {
     let port = free_port()?;
-    let serve = Service::start(
+    let process = Service::start(
         "serve",
         &stack.local.service_binary,
         &["serve"],
         &stack.service_env(port),
     )?;
+    let cgroup = cap.map(|c| c.apply("serve", process.pid())).transpose()?;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -79,53 +88,36 @@ pub(crate) async fn run(
         client.get(&health).send().await.is_ok()
     })
     .await?;
+    Ok((
+        Serve {
+            process,
+            base,
+            client,
+        },
+        cgroup,
+    ))
+}
 
+/// Starts `user-otp serve` on `stack` and measures `_send`, the liveness handler, and
+/// `_validate` with the codes of the SMS events already on the stack's SMS topic.
+pub(crate) async fn run(
+    stack: &Stack,
+    seconds: u64,
+    concurrency: usize,
+) -> anyhow::Result<HttpRun> {
+    let (serve, _uncapped) = start_serve(stack, concurrency, None).await?;
+    let (client, base) = (&serve.client, serve.base.as_str());
     let codes = Arc::new(sms_codes(stack).await?);
-    let gap = validate_gap(&client, &base, &codes[codes.len() / 2..]).await;
+    let gap = validate_gap(client, base, &codes[codes.len() / 2..]).await;
     let duration = Duration::from_secs(seconds);
-    let server = serve.pid();
-    let shim = hammer(
-        &client,
-        &base,
-        Kind::Send,
-        concurrency,
-        duration,
-        &codes,
-        server,
-    )
-    .await;
-    let trivial = hammer(
-        &client,
-        &base,
-        Kind::Health,
-        concurrency,
-        duration,
-        &codes,
-        server,
-    )
-    .await;
-    let validate_right = hammer(
-        &client,
-        &base,
-        Kind::ValidateRight,
-        concurrency,
-        duration,
-        &codes,
-        server,
-    )
-    .await;
-    let validate_wrong = hammer(
-        &client,
-        &base,
-        Kind::ValidateWrong,
-        concurrency,
-        duration,
-        &codes,
-        server,
-    )
-    .await;
-    let serve_peak_rss_mb = serve.peak_rss_mb().unwrap_or(f64::NAN);
-    serve.stop(Duration::from_secs(20))?;
+    let server = serve.process.pid();
+    let load = |kind| hammer(client, base, kind, concurrency, duration, &codes, server);
+    let shim = load(Kind::Send).await;
+    let trivial = load(Kind::Health).await;
+    let validate_right = load(Kind::ValidateRight).await;
+    let validate_wrong = load(Kind::ValidateWrong).await;
+    let serve_peak_rss_mb = serve.process.peak_rss_mb().unwrap_or(f64::NAN);
+    serve.process.stop(Duration::from_secs(20))?;
     Ok(HttpRun {
         gap,
         shim,
@@ -134,6 +126,70 @@ pub(crate) async fn run(
         validate_wrong,
         serve_peak_rss_mb,
     })
+}
+
+/// One load on a capped server, with how often the CFS throttled it meanwhile.
+pub(crate) struct PodLoad {
+    pub load: Load,
+    /// Share of the CFS periods in which the server used up its quota, over the load (its
+    /// 0.5 s warm-up included), in %.
+    pub throttled_pct: Option<f64>,
+}
+
+/// `_send` (the shim) and `_validate` (right codes) on a capped `serve` process.
+pub(crate) struct PodHttp {
+    pub send: PodLoad,
+    pub validate: PodLoad,
+}
+
+/// Starts `user-otp serve` on `stack` in a cgroup capped by `cap` and measures `_send` and
+/// `_validate` (with the right codes of the SMS events on the stack's SMS topic), as [`run`]
+/// does uncapped.
+pub(crate) async fn capped(
+    stack: &Stack,
+    seconds: u64,
+    concurrency: usize,
+    cap: &Cap,
+) -> anyhow::Result<PodHttp> {
+    let (serve, cgroup) = start_serve(stack, concurrency, Some(cap)).await?;
+    let codes = Arc::new(sms_codes(stack).await?);
+    let duration = Duration::from_secs(seconds);
+    let throttled =
+        |kind| throttled_load(&serve, cgroup.as_ref(), kind, concurrency, duration, &codes);
+    let send = throttled(Kind::Send).await;
+    let validate = throttled(Kind::ValidateRight).await;
+    serve.process.stop(Duration::from_secs(20))?;
+    drop(cgroup);
+    Ok(PodHttp { send, validate })
+}
+
+/// One load on `serve`, with the throttling of its cgroup over it.
+async fn throttled_load(
+    serve: &Serve,
+    cgroup: Option<&Cgroup>,
+    kind: Kind,
+    concurrency: usize,
+    duration: Duration,
+    codes: &Arc<Vec<(String, String)>>,
+) -> PodLoad {
+    let before = cgroup.map(Cgroup::throttling);
+    let load = hammer(
+        &serve.client,
+        &serve.base,
+        kind,
+        concurrency,
+        duration,
+        codes,
+        serve.process.pid(),
+    )
+    .await;
+    let throttled_pct = cgroup
+        .zip(before)
+        .and_then(|(c, before)| c.throttling().since(before).pct());
+    PodLoad {
+        load,
+        throttled_pct,
+    }
 }
 
 /// Up to 500 pairs of wrong-code validations, one for a number of `live` (which still has its

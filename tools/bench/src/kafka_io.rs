@@ -244,17 +244,33 @@ fn read_all_blocking(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>
     Ok(records)
 }
 
-/// A bare at-least-once consume → produce passthrough (the ceiling the worker is compared
-/// with): up to 10,000 deliveries in flight, an offset stored once it and all before it are
-/// acknowledged; librdkafka's default fetch settings. Returns events per second from the first
-/// event received (the group join excluded, as for the worker) until `expected` events were
-/// passed through.
+/// What the passthrough measured.
+pub(crate) struct Passthrough {
+    /// Events passed through (all of the source topic's `expected`).
+    pub events: usize,
+    /// The served window, in s: from the `CreateTime` of the first event the passthrough wrote
+    /// to that of the last, read back from its output topic. Exactly how the worker's
+    /// `worker_rps` is timed (first → last SMS event, [`crate::window`]): consumer creation,
+    /// group join and first fetch before it; the final acknowledgements and offset stores after.
+    /// A `CreateTime` is taken as the event is handed to librdkafka, so the window measures
+    /// consume + enqueue, paced by the 10,000 deliveries in flight (the worker's likewise ends
+    /// at its last SMS handed over).
+    pub served_seconds: f64,
+    /// (`events` − 1) / `served_seconds`.
+    pub rps: f64,
+}
+
+/// A bare at-least-once consume → produce passthrough over `from` into `to` (the ceiling the
+/// worker is compared with): up to 10,000 deliveries in flight, an offset stored once it and all
+/// before it are acknowledged; librdkafka's default fetch settings. Runs until `expected`
+/// events were passed through and acknowledged, then reads `to` back and times the served
+/// window (see [`Passthrough`]).
 pub(crate) async fn passthrough(
     bootstrap: &str,
     from: &str,
     to: &str,
     expected: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Passthrough> {
     use rdkafka::consumer::StreamConsumer;
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -265,14 +281,12 @@ pub(crate) async fn passthrough(
         .create()?;
     consumer.subscribe(&[from])?;
     let producer = producer(bootstrap, 5)?;
-    let mut started = None;
     let mut in_flight: VecDeque<(i32, i64, DeliveryFuture)> = VecDeque::new();
     let mut done = 0usize;
     let mut received = 0usize;
     while done < expected {
         if received < expected && in_flight.len() < 10_000 {
             let message = consumer.recv().await?;
-            started.get_or_insert_with(Instant::now);
             let record = FutureRecord::to(to)
                 .key(message.key().unwrap_or_default())
                 .payload(message.payload().unwrap_or_default());
@@ -290,6 +304,13 @@ pub(crate) async fn passthrough(
         consumer.store_offset(from, partition, offset)?;
         done += 1;
     }
-    let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    Ok(expected as f64 / seconds.max(0.001))
+    drop(consumer);
+    let written = read_all(bootstrap, to).await?;
+    let window = crate::window::Window::of(written.iter().map(|r| r.timestamp_ms))
+        .with_context(|| format!("the passthrough wrote nothing to {to}"))?;
+    Ok(Passthrough {
+        events: written.len(),
+        served_seconds: window.seconds(),
+        rps: window.rate(written.len()),
+    })
 }

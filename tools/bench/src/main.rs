@@ -5,16 +5,20 @@
 //! run; nothing is a constant.
 
 mod audit;
+mod cgroup;
 mod clean;
 mod cpu;
 mod drill;
 mod env;
 mod figures;
+mod group;
 mod http_load;
 mod kafka_io;
 mod measure;
+mod pod;
 mod report;
 mod stack;
+mod window;
 
 use std::time::{Duration, Instant};
 
@@ -54,9 +58,25 @@ enum Command {
         /// Codes already stored before the worker throughput run (default 0).
         #[arg(long, default_value_t = 0)]
         prefill: u64,
-        /// Only these parts (comma-separated: worker, latency, http, growth); default all.
+        /// Only these parts (comma-separated: worker, latency, http, growth, per-pod); default
+        /// all. The worker part runs with every part but per-pod (latency and HTTP use its
+        /// stack); `--only per-pod` runs the per-pod part alone.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// CPU limit of the per-pod part's single worker and `serve` process, in vCPU (a CFS
+        /// quota of vCPU × 100,000 µs per 100,000 µs).
+        #[arg(long, default_value_t = 0.2)]
+        pod_vcpu: f64,
+        /// CPU limit of each worker of the per-pod scaling runs (1, 2, 4 workers), in vCPU.
+        #[arg(long, default_value_t = 0.1)]
+        pod_scale_vcpu: f64,
+        /// Preloaded requests of the per-pod single worker (default: 10,000 quick, 30,000 full).
+        #[arg(long)]
+        pod_requests: Option<usize>,
+        /// Requests per worker of the per-pod scaling runs, k workers getting k times as many
+        /// (default: 5,000 quick, 12,000 full).
+        #[arg(long)]
+        pod_scale_requests: Option<usize>,
     },
     /// Fault drills, each ending with an audit line.
     Drill {
@@ -80,6 +100,12 @@ pub(crate) struct Sizes {
     pub http_concurrency: usize,
     pub growth_rows: Vec<u64>,
     pub growth_requests: usize,
+    /// Preloaded requests of the per-pod single worker, sized by time: about 3 s quick, 10 s
+    /// full at the ~3,000 req/s a worker did at 0.2 vCPU on this 2-core box.
+    pub pod_requests: usize,
+    /// Requests per worker of the per-pod scaling runs (k workers get k times as many), sized
+    /// by time: about 4 s quick, 10 s full at the ~1,200 req/s a worker did at 0.1 vCPU here.
+    pub pod_scale_requests: usize,
 }
 
 impl Sizes {
@@ -94,6 +120,8 @@ impl Sizes {
                 http_concurrency: 64,
                 growth_rows: Vec::new(),
                 growth_requests: 0,
+                pod_requests: 10_000,
+                pod_scale_requests: 5_000,
             }
         } else {
             Self {
@@ -105,6 +133,8 @@ impl Sizes {
                 http_concurrency: 64,
                 growth_rows: vec![1_000_000, 10_000_000],
                 growth_requests: 50_000,
+                pod_requests: 30_000,
+                pod_scale_requests: 12_000,
             }
         }
     }
@@ -153,19 +183,31 @@ async fn main() -> anyhow::Result<()> {
             requests,
             prefill,
             only,
+            pod_vcpu,
+            pod_scale_vcpu,
+            pod_requests,
+            pod_scale_requests,
         } => {
             let mut sizes = Sizes::new(quick);
             if let Some(n) = requests {
                 sizes.requests = n;
             }
-            let part = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-            let parts = Parts {
-                prefill,
-                latency: part("latency"),
-                http: part("http"),
-                growth: part("growth") && !quick,
+            if let Some(n) = pod_requests {
+                sizes.pod_requests = n;
+            }
+            if let Some(n) = pod_scale_requests {
+                sizes.pod_scale_requests = n;
+            }
+            let pods = PodCaps {
+                vcpu: pod_vcpu,
+                scale_vcpu: pod_scale_vcpu,
             };
-            bench(&local, &user_host, quick, runs.max(1), &sizes, parts, json).await
+            match Parts::new(&only, quick, prefill, pods) {
+                Ok(parts) => {
+                    bench(&local, &user_host, quick, runs.max(1), &sizes, parts, json).await
+                }
+                Err(error) => Err(error),
+            }
         }
         Command::Drill { name, quick } => drill::run(&local, &user_host, &name, quick).await,
         Command::Clean => Ok(()),
@@ -174,12 +216,106 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-/// Which parts of the benchmark run (the worker throughput always does).
+/// The part names `--only` takes.
+const PART_NAMES: [&str; 5] = ["worker", "latency", "http", "growth", "per-pod"];
+
+/// Which parts of the benchmark run.
 struct Parts {
     prefill: u64,
+    /// Worker throughput (3 and 12 partitions) and its passthrough ceiling: with every part but
+    /// per-pod alone (latency and HTTP need its stack).
+    worker: bool,
     latency: bool,
     http: bool,
     growth: bool,
+    /// The per-pod part's caps, when it runs.
+    per_pod: Option<PodCaps>,
+}
+
+impl Parts {
+    /// The parts `--only` names (all when empty; growth only in full runs).
+    ///
+    /// # Errors
+    /// On a name that is not a part.
+    fn new(only: &[String], quick: bool, prefill: u64, pods: PodCaps) -> anyhow::Result<Self> {
+        if let Some(unknown) = only.iter().find(|o| !PART_NAMES.contains(&o.as_str())) {
+            anyhow::bail!(
+                "--only: no part {unknown:?} (parts: {})",
+                PART_NAMES.join(", ")
+            );
+        }
+        let part = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+        Ok(Self {
+            prefill,
+            worker: only.is_empty() || only.iter().any(|o| o != "per-pod"),
+            latency: part("latency"),
+            http: part("http"),
+            growth: part("growth") && !quick,
+            per_pod: part("per-pod").then_some(pods),
+        })
+    }
+}
+
+/// The per-pod part's CPU limits, in vCPU (`--pod-vcpu`, `--pod-scale-vcpu`).
+struct PodCaps {
+    vcpu: f64,
+    scale_vcpu: f64,
+}
+
+/// The per-pod part's plan, when it runs and this machine has a writable cpu controller; the
+/// cgroup version and quotas are noted in the environment either way.
+fn pod_plan(
+    parts: &Parts,
+    sizes: &Sizes,
+    figures: &mut report::Figures,
+) -> anyhow::Result<Option<pod::Plan>> {
+    let Some(caps) = &parts.per_pod else {
+        return Ok(None);
+    };
+    let (quota, scale_quota) = (
+        cgroup::Quota::from_vcpu(caps.vcpu).context("--pod-vcpu")?,
+        cgroup::Quota::from_vcpu(caps.scale_vcpu).context("--pod-scale-vcpu")?,
+    );
+    let controller = match cgroup::Controller::find() {
+        Ok(controller) => controller,
+        Err(reason) => {
+            eprintln!("per-pod part skipped: no writable cpu controller ({reason})");
+            figures.note("cgroup", serde_json::json!(format!("none: {reason}")));
+            return Ok(None);
+        }
+    };
+    figures.note(
+        "cgroup_version",
+        serde_json::json!(controller.version.label()),
+    );
+    figures.note(
+        "cgroup_parent",
+        serde_json::json!(controller.mount.join(cgroup::PARENT).display().to_string()),
+    );
+    figures.note("pod_cpu_quota", serde_json::json!(quota.describe()));
+    figures.note(
+        "pod_scale_cpu_quota",
+        serde_json::json!(scale_quota.describe()),
+    );
+    figures.note("pod_requests", serde_json::json!(sizes.pod_requests));
+    figures.note(
+        "pod_scale_requests_per_worker",
+        serde_json::json!(sizes.pod_scale_requests),
+    );
+    Ok(Some(pod::Plan {
+        cap: cgroup::Cap {
+            controller: controller.clone(),
+            quota,
+        },
+        scale_cap: cgroup::Cap {
+            controller,
+            quota: scale_quota,
+        },
+        worker_requests: sizes.pod_requests,
+        scale_requests_per_worker: sizes.pod_scale_requests,
+        http_seconds: sizes.http_seconds,
+        http_concurrency: sizes.http_concurrency,
+    }))
 }
 
 async fn bench(
@@ -194,9 +330,10 @@ async fn bench(
     let started = Instant::now();
     let mut figures = report::Figures::new(quick, local).await?;
     clean::broker_state(local, &mut figures).await?;
+    let plan = pod_plan(&parts, sizes, &mut figures)?;
     for run in 1..=runs {
         eprintln!("round {run} of {runs}");
-        let round = one_round(local, user_host, sizes, &parts).await?;
+        let round = one_round(local, user_host, sizes, &parts, plan.as_ref()).await?;
         figures.push(round);
     }
     if parts.growth {
@@ -213,34 +350,64 @@ async fn bench(
     Ok(())
 }
 
-/// One round: worker throughput and its passthrough ceiling, latency, HTTP. Every stack it
-/// creates is removed again.
+/// One round: worker throughput (3 and 12 partitions) and its passthrough ceiling, latency,
+/// HTTP, the per-pod part. Every stack it creates is removed again.
 async fn one_round(
     local: &Local,
     user_host: &str,
     sizes: &Sizes,
     parts: &Parts,
+    pods: Option<&pod::Plan>,
 ) -> anyhow::Result<report::Round> {
     let mut round = report::Round::new();
+    if parts.worker {
+        worker_part(local, user_host, sizes, parts, &mut round).await?;
+    }
+    if let Some(plan) = pods {
+        pod::run(local, user_host, plan, &mut round).await?;
+    }
+    Ok(round)
+}
+
+/// Worker throughput on 3 partitions, its passthrough ceiling, the same on 12 partitions; then
+/// latency and HTTP (on the 3-partition run's stack) when they run.
+async fn worker_part(
+    local: &Local,
+    user_host: &str,
+    sizes: &Sizes,
+    parts: &Parts,
+    round: &mut report::Round,
+) -> anyhow::Result<()> {
     eprintln!("  worker throughput: {} preloaded requests", sizes.requests);
-    let run = measure::worker_throughput(
-        local,
-        user_host,
-        sizes.requests,
-        1,
-        parts.prefill,
-        measure::PARTITIONS,
-    )
-    .await
-    .context("worker throughput")?;
-    figures::worker(&mut round, &run);
+    let setup = measure::Setup {
+        prefill: parts.prefill,
+        ..measure::Setup::preloaded(sizes.requests, 1, measure::PARTITIONS)
+    };
+    let run = measure::worker_throughput(local, user_host, &setup)
+        .await
+        .context("worker throughput")?;
+    figures::worker(round, &run);
     eprintln!("  passthrough ceiling on the same events");
     let to = env::unique("bench.passthrough");
     kafka_io::create_topics(&local.kafka, &[&to], measure::PARTITIONS).await?;
     let passthrough =
         kafka_io::passthrough(&local.kafka, &run.stack.request_topic, &to, sizes.requests).await?;
     kafka_io::delete_topics(&local.kafka, &[&to]).await?;
-    figures::passthrough(&mut round, passthrough);
+    figures::passthrough(round, &passthrough);
+    eprintln!(
+        "  worker throughput: {} preloaded requests, {} partitions",
+        sizes.requests,
+        measure::SCALE_PARTITIONS
+    );
+    let setup = measure::Setup {
+        partitions: measure::SCALE_PARTITIONS,
+        ..setup
+    };
+    let twelve = measure::worker_throughput(local, user_host, &setup)
+        .await
+        .context("worker throughput on 12 partitions")?;
+    twelve.stack.remove().await?;
+    figures::worker_12(round, &twelve);
     if parts.latency {
         eprintln!(
             "  latency: {} req/s, {} s warm-up, {} s measured",
@@ -254,32 +421,39 @@ async fn one_round(
             sizes.latency_seconds,
         )
         .await?;
-        figures::latency(&mut round, &latency);
+        figures::latency(round, &latency);
     }
     if parts.http {
         eprintln!("  HTTP: _send vs trivial handler, _validate");
         let http = http_load::run(&run.stack, sizes.http_seconds, sizes.http_concurrency).await?;
-        figures::http(&mut round, &http);
+        figures::http(round, &http);
     }
     run.stack.remove().await?;
-    Ok(round)
+    Ok(())
 }
 
 /// Full runs only, once: 1 vs 2 worker processes, and throughput with codes already stored.
 async fn growth(local: &Local, user_host: &str, sizes: &Sizes) -> anyhow::Result<report::Round> {
     let mut round = report::Round::new();
-    let p = measure::PARTITIONS;
+    use measure::Setup;
+    let (n, p) = (sizes.growth_requests, measure::PARTITIONS);
     eprintln!("growth: 1 vs 2 worker processes");
-    let one = measure::worker_throughput(local, user_host, sizes.growth_requests, 1, 0, p).await?;
+    let one = measure::worker_throughput(local, user_host, &Setup::preloaded(n, 1, p)).await?;
     one.stack.remove().await?;
-    let two = measure::worker_throughput(local, user_host, sizes.growth_requests, 2, 0, p).await?;
+    let two = measure::worker_throughput(local, user_host, &Setup::preloaded(n, 2, p)).await?;
     two.stack.remove().await?;
     figures::growth_workers(&mut round, one.rps, two.rps, two.peak_rss_mb);
     for rows in &sizes.growth_rows {
         eprintln!("growth: worker with {rows} codes already stored");
-        let grown =
-            measure::worker_throughput(local, user_host, sizes.growth_requests, 1, *rows, p)
-                .await?;
+        let grown = measure::worker_throughput(
+            local,
+            user_host,
+            &Setup {
+                prefill: *rows,
+                ..Setup::preloaded(n, 1, p)
+            },
+        )
+        .await?;
         grown.stack.remove().await?;
         figures::growth_rows(&mut round, *rows, grown.rps, one.rps);
     }

@@ -1,5 +1,5 @@
-//! The worker measurements: end-to-end throughput on preloaded requests (with its passthrough
-//! ceiling), and latency under a fixed offered load.
+//! The worker measurements: end-to-end throughput on preloaded requests, timed over the served
+//! window ([`crate::window`]), and latency under a fixed offered load.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -8,13 +8,20 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::audit::{audit, Audit};
+use crate::cgroup::{Cap, Cgroup, Throttling};
 use crate::cpu::{self, Meter, Metered, Usage};
-use crate::env::{wait_until, Local, Service};
+use crate::env::{unique, wait_until, Local, Service};
+use crate::group;
 use crate::kafka_io::{self, Event};
 use crate::stack::Stack;
+use crate::window::Window;
 
-/// Partitions of the benchmark's request topic (DIGIT's topics have 3; issue 10 compares 12).
+/// Partitions of the benchmark's request topic (DIGIT's topics have 3).
 pub(crate) const PARTITIONS: i32 = 3;
+
+/// Partitions of the request topic of `worker_rps_12` and of the per-pod scaling runs: enough
+/// for 4 workers with 3 each (issue 10 compares 12 with 3).
+pub(crate) const SCALE_PARTITIONS: i32 = 12;
 
 /// `n` request events: even ones register a new number (`9…`, unknown to egov-user), odd ones
 /// log in a known citizen (`7…`, the fake's synthetic users). Every one earns an SMS.
@@ -41,10 +48,17 @@ pub(crate) fn requests(n: usize, tag: &str) -> Vec<Event> {
 pub(crate) struct WorkerRun {
     pub stack: Stack,
     pub requests: usize,
-    /// From the first to the last SMS event of these requests (the group join and start-up
-    /// excluded), in s.
+    /// The served window, in s: from the timestamp of the first SMS event of these requests to
+    /// that of the last one, over all worker processes. Both are producer-side `CreateTime`s
+    /// that librdkafka stamps as the worker hands the event to its producer (the worker sets no
+    /// timestamp of its own). Process start, group join and the first fetch are before the
+    /// window (`startup_seconds`); everything after the first SMS, rebalances included, is in
+    /// it.
     pub served_seconds: f64,
-    /// Requests per second over `served_seconds`.
+    /// Requests per second over the served window: (`requests` − 1) / `served_seconds` (the
+    /// window spans requests − 1 intervals between the first and the last SMS; requests the
+    /// audit finds lost are not counted). Comparable
+    /// with [`kafka_io::Passthrough::rps`], timed the same way.
     pub rps: f64,
     /// From starting the processes to the first SMS event, in s.
     pub startup_seconds: f64,
@@ -52,25 +66,70 @@ pub(crate) struct WorkerRun {
     pub audit: Audit,
     /// CPU seconds per process over the run (worker processes summed as `worker`).
     pub cpu: Usage,
+    /// How often the CFS throttled the capped workers (summed over their cgroups); `None`
+    /// uncapped.
+    pub throttling: Option<Throttling>,
 }
 
-/// Preloads `n` requests, starts `workers` worker processes (each capped at `cap` when given)
-/// and waits until every request has its final outcome. `prefill` rows are put in the code table
-/// first. Throughput is timed over the served window (see [`WorkerRun`]).
+/// What one worker throughput run is.
+pub(crate) struct Setup<'a> {
+    /// Requests written to the request topic (every one counted).
+    pub requests: usize,
+    /// Worker processes, all in one consumer group.
+    pub workers: usize,
+    /// Codes stored before the run.
+    pub prefill: u64,
+    /// Partitions of the request topic (at least `workers`).
+    pub partitions: i32,
+    /// Each worker in a cgroup of its own with this CPU cap.
+    pub cap: Option<&'a Cap>,
+    /// Write the requests once the workers' group has settled (every worker a member, every
+    /// partition assigned) instead of before the workers start: no rebalance inside the served
+    /// window. The per-pod scaling runs do (see `PER_POD.md`).
+    pub settle_first: bool,
+}
+
+impl Setup<'_> {
+    /// `requests` preloaded for `workers` uncapped workers on `partitions` partitions.
+    pub(crate) fn preloaded(requests: usize, workers: usize, partitions: i32) -> Self {
+        Self {
+            requests,
+            workers,
+            prefill: 0,
+            partitions,
+            cap: None,
+            settle_first: false,
+        }
+    }
+}
+
+/// How long to wait for every request's outcome: 60 s plus 5 ms per request (a run slower than
+/// 200 req/s is broken, not slow), at most 20 minutes.
+fn outcome_timeout(requests: usize) -> Duration {
+    Duration::from_secs((60 + requests as u64 / 200).min(1200))
+}
+
+/// Writes `setup.requests` requests and starts `setup.workers` worker processes in one consumer
+/// group (each with its own static group instance id, and each in a cgroup of its own capped at
+/// `setup.cap` when given), in the order `setup.settle_first` says; then waits until every
+/// request has its final outcome (on a timeout it warns and the audit counts the rest as lost).
+/// `setup.prefill` rows are put in the code table first. Throughput is timed over the served
+/// window (see [`WorkerRun`]) and counts the requests served.
 pub(crate) async fn worker_throughput(
     local: &Local,
     user_host: &str,
-    n: usize,
-    workers: usize,
-    prefill: u64,
-    partitions: i32,
+    setup: &Setup<'_>,
 ) -> anyhow::Result<WorkerRun> {
-    let stack = Stack::create(local, user_host, partitions.max(workers as i32)).await?;
+    let (n, workers, prefill, cap) = (setup.requests, setup.workers, setup.prefill, setup.cap);
+    let partitions = setup.partitions.max(workers as i32);
+    let stack = Stack::create(local, user_host, partitions).await?;
     if prefill > 0 {
         prefill_codes(&stack, prefill).await?;
     }
     let events = requests(n, "tp");
-    kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
+    if !setup.settle_first {
+        kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
+    }
     let mut env = stack.service_env(0);
     if prefill > 0 {
         // The purge runs through the measurement (rows past the retention are waiting).
@@ -78,33 +137,51 @@ pub(crate) async fn worker_throughput(
     }
     let mut meter = Meter::start(&cpu::local_stack(&local.state_dir));
     let started_ms = now_ms();
-    let processes: Vec<Service> = (0..workers)
-        .map(|i| {
-            Service::start(
-                &format!("worker-{i}"),
-                &local.service_binary,
-                &["worker"],
-                &env,
-            )
-        })
-        .collect::<anyhow::Result<_>>()?;
-    for process in &processes {
+    // Each process with its own cgroup (dropped, so removed, after the process is stopped).
+    let mut processes: Vec<(Service, Option<Cgroup>)> = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let name = format!("worker-{i}");
+        let mut env = env.clone();
+        // As a StatefulSet pod's name would: one static member per process.
+        env.insert("USER_OTP_KAFKA_GROUP_INSTANCE_ID".into(), unique(&name));
+        let process = Service::start(&name, &local.service_binary, &["worker"], &env)?;
+        let cgroup = cap.map(|c| c.apply(&name, process.pid())).transpose()?;
         meter.add(Metered::process("worker", process.pid()));
+        processes.push((process, cgroup));
+    }
+    if setup.settle_first {
+        group::wait_settled(
+            &local.kafka,
+            &stack.group,
+            workers,
+            partitions as usize,
+            Duration::from_secs(120),
+        )
+        .await?;
+        kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
     }
     let target = n as i64;
-    wait_until(
-        "every request's outcome",
-        Duration::from_secs(1200),
-        || async { stack.final_outcomes().await.unwrap_or(0) >= target },
-    )
-    .await?;
+    let finished = wait_until("every request's outcome", outcome_timeout(n), || async {
+        stack.final_outcomes().await.unwrap_or(0) >= target
+    })
+    .await;
+    if let Err(error) = finished {
+        eprintln!("WARNING: {error:#}; the audit counts the rest as lost");
+    }
     let cpu = meter.read();
+    let throttling = cap.map(|_| {
+        processes
+            .iter()
+            .filter_map(|(_, cgroup)| cgroup.as_ref().map(Cgroup::throttling))
+            .fold(Throttling::default(), Throttling::add)
+    });
     let peak_rss_mb = processes
         .iter()
-        .filter_map(Service::peak_rss_mb)
+        .filter_map(|(process, _)| process.peak_rss_mb())
         .fold(0.0, f64::max);
-    for process in processes {
+    for (process, cgroup) in processes {
         process.stop(Duration::from_secs(20))?;
+        drop(cgroup);
     }
     let ids: Vec<String> = events.into_iter().map(|e| e.request_id).collect();
     let audit = audit(&stack, &ids).await?;
@@ -113,21 +190,20 @@ pub(crate) async fn worker_throughput(
         // that follow.
         stack.drop_database().await?;
     }
-    let (first, last) = (
-        audit.first_sms_ms.unwrap_or(started_ms),
-        audit.last_sms_ms.unwrap_or(started_ms),
-    );
-    // n - 1 intervals between the first and the last SMS.
-    let served_seconds = ((last - first) as f64 / 1000.0).max(0.001);
+    let window = Window {
+        first_ms: audit.first_sms_ms.unwrap_or(started_ms),
+        last_ms: audit.last_sms_ms.unwrap_or(started_ms),
+    };
     Ok(WorkerRun {
         stack,
         requests: n,
-        served_seconds,
-        rps: n.saturating_sub(1) as f64 / served_seconds,
-        startup_seconds: (first - started_ms) as f64 / 1000.0,
+        served_seconds: window.seconds(),
+        rps: window.rate(n.saturating_sub(audit.lost)),
+        startup_seconds: (window.first_ms - started_ms) as f64 / 1000.0,
         peak_rss_mb,
         audit,
         cpu,
+        throttling,
     })
 }
 

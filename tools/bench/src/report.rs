@@ -113,24 +113,33 @@ impl Figures {
         columns
     }
 
-    /// The table: environment first, then each figure's median and range over the rounds.
+    /// The table: environment first, then each figure's median and range over the rounds
+    /// (names padded to the longest).
     pub(crate) fn print(&self) {
+        let columns = self.columns();
+        let width = columns
+            .keys()
+            .map(|name| name.len())
+            .chain(self.environment.keys().map(String::len))
+            .max()
+            .unwrap_or(0)
+            .max(36);
         for (key, value) in &self.environment {
-            println!("{key:<36} {value}");
+            println!("{key:<width$} {value}");
         }
         println!();
         println!(
-            "{:<36} {:>12} {:>12} {:>12}  rounds",
+            "{:<width$} {:>12} {:>12} {:>12}  rounds",
             "figure", "median", "min", "max"
         );
-        for (name, mut values) in self.columns() {
+        for (name, mut values) in columns {
             let Some((median, min, max)) = spread(&mut values) else {
                 continue;
             };
             let d = digits_for(median);
             let f = |v: f64| format!("{:.*}", d.max(0) as usize, round_to(v, d));
             println!(
-                "{name:<36} {:>12} {:>12} {:>12}  {}",
+                "{name:<width$} {:>12} {:>12} {:>12}  {}",
                 f(median),
                 f(min),
                 f(max),
