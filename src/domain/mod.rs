@@ -21,8 +21,8 @@ pub mod unix_time;
 pub mod user;
 pub mod validation;
 
-pub use otp_request::{OtpRequest, RawOtpRequest, RequestBodyError};
 pub use masked::Masked;
+pub use otp_request::{OtpRequest, RawOtpRequest, RequestBodyError};
 pub use otp_type::OtpType;
 pub use request_event::RequestEvent;
 pub use user::FoundUser;
