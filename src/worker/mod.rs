@@ -1,13 +1,13 @@
 //! The worker: consumes OTP request events and serves each exactly once in effect.
 //!
 //! One request event's way through the worker, module by module:
-//! 1. `consumer`: the request-topic consumer in the worker group ([`consumer::Assignment`]
+//! 1. `consumer`: the request-topic consumer in the worker group (`consumer::Assignment`
 //!    tracks which partitions it owns); `incoming` reads each event without panicking;
 //! 2. `dispatch`: admits the event, holds it until no earlier event of its key is unfinished
 //!    (`key_order`), and runs up to [`BATCHES_IN_FLIGHT`] batches of ready events at once,
 //!    within the in-flight bounds (`in_flight`);
 //! 3. `batch`: serves a batch in six steps — classify, look up, plan, record, recover,
-//!    notify — with the [`Pipeline`](pipeline::Pipeline) (`pipeline`); events it writes are
+//!    notify — with the `Pipeline` (`pipeline`); events it writes are
 //!    built in `outgoing` and `dead_letter`, found again by `sent_scan`, retried by
 //!    `retrying`; the pumping guard is `pumping`;
 //! 4. `offsets`: when the batch is done, each partition's offset is stored as far as its
