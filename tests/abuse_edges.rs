@@ -77,7 +77,7 @@ async fn a_foreign_country_code_is_refused_at_the_shim_and_dead_lettered_by_the_
         "OTP.COUNTRY_CODE_NOT_ALLOWED"
     );
     assert_eq!(body["error"]["fields"][0]["field"], "otp.countryCode");
-    // A country hidden in the number itself (§1 accepts up to 13 digits).
+    // A country hidden in the number itself ([§1](../docs/contract.md#1-the-send-request) accepts up to 13 digits).
     let hidden = stack.app.send(&send_body("447700900123", None)).await;
     assert_eq!(hidden.status(), 400);
     for allowed in [Some("+91"), Some("91"), Some("0091"), None] {

@@ -1,4 +1,4 @@
-//! The egov-user client against a wiremock egov-user: the exact search sent (contract §3), how
+//! The egov-user client against a wiremock egov-user: the exact search sent ([contract §3](../docs/contract.md#3-egov-user-search)), how
 //! answers are read, and that outages and garbage are never mistaken for "no such user".
 //! No Kafka or PostgreSQL needed.
 

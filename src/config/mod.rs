@@ -264,10 +264,10 @@ impl Settings {
     }
 }
 
-/// Shortest code the production profile accepts (NIST SP 800-63B §5.1.3: at least 6 digits).
+/// Shortest code the production profile accepts ([NIST SP 800-63B §5.1.3](https://pages.nist.gov/800-63-3/sp800-63b.html): at least 6 digits).
 pub const PRODUCTION_MIN_CODE_LENGTH: u8 = 6;
 
-/// Longest code validity without a start-up warning (NIST SP 800-63B §5.1.3: 10 minutes).
+/// Longest code validity without a start-up warning ([NIST SP 800-63B §5.1.3](https://pages.nist.gov/800-63-3/sp800-63b.html): 10 minutes).
 pub const NIST_MAX_CODE_TTL: Duration = Duration::from_secs(600);
 
 /// Typed reads of single keys, each failing with the key's name.

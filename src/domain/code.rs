@@ -3,7 +3,7 @@
 //! A code is a string of decimal digits (6 by default, DIGIT `egov.otp.length`), each digit drawn
 //! independently and uniformly from the operating system's CSPRNG ([`OsRng`]); leading zeros are
 //! kept, so `012345` is as likely as `912345`. (The Java service used `java.util.Random`, which
-//! is predictable from a few outputs: contract §9.)
+//! is predictable from a few outputs: [contract §9](../../docs/contract.md#9-java-service-bugs-not-copied).)
 //!
 //! At rest only `HMAC-SHA-256(secret, "user-otp/code/v1\0" ‖ code id ‖ code)` is kept, where the
 //! code id is the code's own UUID (16 bytes) and the secret is not in the database. The id salts
@@ -157,7 +157,7 @@ impl CodeHasher {
     }
 }
 
-/// HMAC's key preparation (RFC 2104 §2): a key longer than the hash block is replaced by its
+/// HMAC's key preparation (RFC 2104 [§2](../../docs/contract.md#2-what-each-type-does)): a key longer than the hash block is replaced by its
 /// hash, then zero-padded to one block. Done here so that keying cannot fail (`new_from_slice`
 /// returns a `Result` that, for HMAC, is always `Ok`); the result is exactly standard HMAC, as
 /// the known-answer tests show for short and long keys.

@@ -1,4 +1,4 @@
-//! The rules of contract §2 as one pure function: given a valid request and what egov-user
+//! The rules of [contract §2](../../docs/contract.md#2-what-each-type-does) as one pure function: given a valid request and what egov-user
 //! said about its user, either send a code (and where), or refuse (and why).
 //!
 //! | type | user found | user not found |
@@ -11,10 +11,10 @@
 //! register and login that is the request mobile. For passwordreset it is the user's stored
 //! mobile (which egov-user sends to `_validate`) **and** the value the caller sent (which may be a
 //! user name): the Java service bound only the latter, so a reset started with a user name could
-//! never be validated (contract §2).
+//! never be validated ([contract §2](../../docs/contract.md#2-what-each-type-does)).
 //!
 //! "User not found" must mean egov-user answered with an empty list; an unreachable egov-user
-//! is the caller's problem (retry), never `None` here (contract §9). `userType` (EMPLOYEE or a
+//! is the caller's problem (retry), never `None` here ([contract §9](../../docs/contract.md#9-java-service-bugs-not-copied)). `userType` (EMPLOYEE or a
 //! citizen) only changes how the user is searched, not these rules.
 
 use std::fmt;
@@ -25,7 +25,7 @@ use super::user::FoundUser;
 use super::validation::FieldError;
 use crate::telemetry::Masked;
 
-/// The field every outcome error names (contract §1, "Outcome errors").
+/// The field every outcome error names ([contract §1](../../docs/contract.md#1-the-send-request), "Outcome errors").
 const OUTCOME_ERROR_FIELD: &str = "otp.mobileNumber";
 
 /// What to do with a request.
@@ -43,7 +43,7 @@ pub struct SendPlan {
     /// (passwordreset)
     pub sms_to: String,
     /// identities the code is bound to, deduplicated, `sms_to` first: register/login
-    /// [request mobile]; passwordreset [stored mobile, value the caller sent] (contract §2: bind
+    /// [request mobile]; passwordreset [stored mobile, value the caller sent] ([contract §2](../../docs/contract.md#2-what-each-type-does): bind
     /// to both)
     pub identities: Vec<String>,
     /// email address for the email event: login/passwordreset when the user has one; never for
@@ -62,7 +62,7 @@ pub enum Refusal {
     NoMobileNumber,
 }
 
-/// Applies the rules of contract §2 (see the module documentation).
+/// Applies the rules of [contract §2](../../docs/contract.md#2-what-each-type-does) (see the module documentation).
 pub fn decide(request: &OtpRequest, user: Option<&FoundUser>) -> Decision {
     match (request.otp_type, user) {
         (OtpType::Register, Some(_)) => Decision::Refuse(Refusal::UserExists),
@@ -136,7 +136,7 @@ impl Refusal {
     }
 
     /// The legacy answer the Java service gave for this refusal of an `otp_type` request:
-    /// `error.message` and the single `fields[0]` entry (contract §1, "Outcome errors").
+    /// `error.message` and the single `fields[0]` entry ([contract §1](../../docs/contract.md#1-the-send-request), "Outcome errors").
     ///
     /// The four combinations in the contract's table are exact. The others cannot come out of
     /// [`decide`] (register never looks for an absent user or a mobile; login never refuses

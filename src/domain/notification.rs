@@ -1,6 +1,6 @@
 //! The events the worker emits for DIGIT's notification services: an [`SmsEvent`] for
-//! egov-notification-sms (contract §4, `schemas/sms-event.schema.json`) and an [`EmailEvent`]
-//! for egov-notification-mail (contract §5, `schemas/email-event.schema.json`).
+//! egov-notification-sms ([contract §4](../../docs/contract.md#4-sms-event), `schemas/sms-event.schema.json`) and an [`EmailEvent`]
+//! for egov-notification-mail ([contract §5](../../docs/contract.md#5-email-event), `schemas/email-event.schema.json`).
 //!
 //! Both are serialised with their members in the order DIGIT's producers wrote them, so the
 //! bytes match what existing consumers (and anyone diffing topics) already see. `expiryTime` is

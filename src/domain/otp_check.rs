@@ -1,4 +1,4 @@
-//! Requests of the egov-otp API (contract §7), parsed and checked without I/O.
+//! Requests of the egov-otp API ([contract §7](../../docs/contract.md#7-egov-otp-api)), parsed and checked without I/O.
 //!
 //! - `_validate`: `{"otp":{"otp":"123456","identity":"9876543210","tenantId":"pb"}}` (egov-user
 //!   also sends `RequestInfo` and `otp.userType`, which are ignored). Missing fields are reported

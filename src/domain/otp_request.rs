@@ -42,7 +42,7 @@ pub struct RawOtpRequest {
     pub country_code: Option<String>,
 }
 
-/// A request that passed every rule of §1.
+/// A request that passed every rule of [§1](../../docs/contract.md#1-the-send-request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtpRequest {
     pub request_info: Option<Map<String, Value>>,
@@ -104,7 +104,7 @@ impl RawOtpRequest {
         })
     }
 
-    /// Applies the §1 rules; on failure returns every failing rule in table order.
+    /// Applies the [§1](../../docs/contract.md#1-the-send-request) rules; on failure returns every failing rule in table order.
     pub fn validate(self) -> Result<OtpRequest, Vec<ValidationRule>> {
         let failed = failing_rules(RuleInput {
             otp_present: self.otp_present,
@@ -149,7 +149,7 @@ impl OtpRequest {
         root_tenant(&self.tenant_id)
     }
 
-    /// True when egov-user must be searched as an employee (§3; case-insensitive).
+    /// True when egov-user must be searched as an employee ([§3](../../docs/contract.md#3-egov-user-search); case-insensitive).
     pub fn is_employee(&self) -> bool {
         self.user_type
             .as_deref()

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// What the code will be used for (contract §2).
+/// What the code will be used for ([contract §2](../../docs/contract.md#2-what-each-type-does)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OtpType {
     Register,

@@ -1,7 +1,7 @@
-//! The texts of the messages that carry a code (contract §6), and how a code is put into them.
+//! The texts of the messages that carry a code ([contract §6](../../docs/contract.md#6-message-texts)), and how a code is put into them.
 //!
 //! Per request type there is an SMS text, for login and passwordreset an email subject and body,
-//! and optionally a DLT template id (India's NIC gateway drops an SMS without one, contract §4).
+//! and optionally a DLT template id (India's NIC gateway drops an SMS without one, [contract §4](../../docs/contract.md#4-sms-event)).
 //! [`MessageTemplates::default`] holds DIGIT's en_IN defaults word for word; configuration may
 //! replace the SMS text and the DLT template id per type.
 //!
@@ -44,7 +44,7 @@ pub struct MessageTemplates {
 }
 
 impl Default for MessageTemplates {
-    /// DIGIT's en_IN defaults (contract §6), no DLT template ids.
+    /// DIGIT's en_IN defaults ([contract §6](../../docs/contract.md#6-message-texts)), no DLT template ids.
     fn default() -> Self {
         Self {
             register: TypeTemplates {

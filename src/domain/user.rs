@@ -1,4 +1,4 @@
-//! The user as egov-user returns it (contract §3). Only the fields the OTP rules need are kept;
+//! The user as egov-user returns it ([contract §3](../../docs/contract.md#3-egov-user-search)). Only the fields the OTP rules need are kept;
 //! everything else in egov-user's answer is ignored.
 
 use serde::Deserialize;

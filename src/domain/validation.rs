@@ -1,4 +1,4 @@
-//! The validation rules of `POST /user-otp/v1/_send` (contract §1), in the legacy order.
+//! The validation rules of `POST /user-otp/v1/_send` ([contract §1](../../docs/contract.md#1-the-send-request)), in the legacy order.
 //!
 //! Every failing rule is reported, in table order, so `fields[0]` is always the first rule that
 //! failed. As in the Java service, the two mobile-number rules apply to every type except
@@ -27,7 +27,7 @@ pub enum ValidationRule {
 }
 
 impl ValidationRule {
-    /// The legacy service's rules (contract §1), in its order.
+    /// The legacy service's rules ([contract §1](../../docs/contract.md#1-the-send-request)), in its order.
     pub const LEGACY: [Self; 5] = [
         Self::TenantIdMandatory,
         Self::MobileNumberMandatory,

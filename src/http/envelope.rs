@@ -67,7 +67,7 @@ impl LegacyError {
         }
     }
 
-    /// 400 `Invalid OTP request` listing the failed §1 rules in order.
+    /// 400 `Invalid OTP request` listing the failed [§1](../../docs/contract.md#1-the-send-request) rules in order.
     pub fn invalid_otp_request(rules: &[ValidationRule]) -> Self {
         Self::bad_request(
             "Invalid OTP request",

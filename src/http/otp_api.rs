@@ -1,4 +1,4 @@
-//! The egov-otp API (contract §7) that egov-user calls: `POST /otp/v1/_validate` and
+//! The egov-otp API ([contract §7](../../docs/contract.md#7-egov-otp-api)) that egov-user calls: `POST /otp/v1/_validate` and
 //! `POST /otp/v1/_search`.
 //!
 //! `_validate` checks a code against the newest code of the identity in the state tenant (a
@@ -13,7 +13,7 @@
 //! whether the number is registered.
 //!
 //! `_search` reports whether a code (by UUID) was validated, and for which identity, within a
-//! code's validity after the validation; never the code or its hash. `_create` is deliberately absent: it handed plain codes to any caller (§9).
+//! code's validity after the validation; never the code or its hash. `_create` is deliberately absent: it handed plain codes to any caller ([§9](../../docs/contract.md#9-java-service-bugs-not-copied)).
 
 use axum::extract::State;
 use axum::Json;

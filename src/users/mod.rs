@@ -1,4 +1,4 @@
-//! The egov-user client: "who is this OTP request about?" (contract §3, DESIGN step 3).
+//! The egov-user client: "who is this OTP request about?" ([contract §3](../../docs/contract.md#3-egov-user-search), DESIGN step 3).
 //!
 //! [`UserClient::find`] answers with the user (`Ok(Some)`), with "no such user" (`Ok(None)`) only
 //! when egov-user itself said so (2xx with an empty `user` array), or with a

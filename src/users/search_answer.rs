@@ -1,4 +1,4 @@
-//! Reading egov-user's search answer (contract §3): `{"responseInfo":{…},"user":[…]}`.
+//! Reading egov-user's search answer ([contract §3](../../docs/contract.md#3-egov-user-search)): `{"responseInfo":{…},"user":[…]}`.
 //!
 //! Only a JSON object whose `user` member is an array of user objects is an answer. An empty
 //! array is the one way egov-user says "no such user"; anything else that is not the expected

@@ -1,4 +1,4 @@
-//! The egov-user search for one OTP request (contract §3), as a pure function.
+//! The egov-user search for one OTP request ([contract §3](../../docs/contract.md#3-egov-user-search)), as a pure function.
 //!
 //! - Employees (`userType` `EMPLOYEE`, any case) are searched by `mobileNumber` in the tenant
 //!   exactly as sent (an employee belongs to a city such as `pb.amritsar`), with `userType`

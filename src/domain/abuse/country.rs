@@ -39,7 +39,7 @@ impl CountryAllowList {
 }
 
 impl CountryAllowList {
-    /// Is a mobile number allowed by its own digits? §1 accepts 10-13 digits, so a country can
+    /// Is a mobile number allowed by its own digits? [§1](../../../docs/contract.md#1-the-send-request) accepts 10-13 digits, so a country can
     /// hide in the number itself (`447700900123`, no `countryCode`): an all-digit number longer
     /// than 10 digits (after dropping `+`, spaces and dashes: egov-user may store `+44…`) must
     /// start with an allowed country code, optionally after zeros (`0…`,

@@ -3,7 +3,7 @@
 //! code was sent to), so a resend brings no fresh guesses. Once the budget is spent, `_validate`
 //! fails with its usual answer even for the right code until the oldest counted failure is an
 //! hour old. Attempts refused by the budget are not counted, so a spent budget locks the
-//! identity for at most an hour (NIST SP 800-63B §5.2.2 limits failed attempts per account; the
+//! identity for at most an hour ([NIST SP 800-63B §5.2.2](https://pages.nist.gov/800-63-3/sp800-63b.html) limits failed attempts per account; the
 //! per-code limit, `USER_OTP_MAX_FAILED_ATTEMPTS`, stays as well).
 
 use std::time::{Duration, SystemTime};

@@ -1,4 +1,4 @@
-//! Abuse controls as pure rules, free of I/O (issue 9; NIST SP 800-63B §5.2.2, OWASP ASVS 5.0
+//! Abuse controls as pure rules, free of I/O (issue 9; [NIST SP 800-63B §5.2.2](https://pages.nist.gov/800-63-3/sp800-63b.html), OWASP ASVS 5.0
 //! V6): each takes an identity's recent history and the configuration and answers allow or
 //! refuse, and why. The store supplies the history and applies a decision atomically, so any
 //! number of workers and HTTP instances agree.

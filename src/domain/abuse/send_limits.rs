@@ -17,7 +17,7 @@ use super::{until_under, within, DAY, HOUR};
 /// The number the limits (send limits, guess budget, pumping guard) count under: the digits of a
 /// phone number (`+`, spaces and dashes dropped), the last 10 of them when there are more
 /// (`09876543210`, `919876543210`, `+91 98765-43210` and `0919876543210` reach the same Indian
-/// phone as `9876543210`; §1 accepts 10-13 digits and egov-user may store `+91…`); anything
+/// phone as `9876543210`; [§1](../../../docs/contract.md#1-the-send-request) accepts 10-13 digits and egov-user may store `+91…`); anything
 /// else (a user name) as it is. Where the SMS goes is not changed; only the count is shared, so
 /// spelling a number differently buys no extra SMS or guesses. `sql/validation_lookup.sql`
 /// computes the same for the guess budget.

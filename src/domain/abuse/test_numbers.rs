@@ -25,7 +25,7 @@ impl fmt::Debug for TestNumbers {
 
 impl TestNumbers {
     /// Parses `mobile:code,…` (spaces around entries ignored; empty = none). A mobile is 10–13
-    /// digits (§1), a code 4–10 digits.
+    /// digits ([§1](../../../docs/contract.md#1-the-send-request)), a code 4–10 digits.
     ///
     /// # Errors
     /// A description of the first bad entry, without its code.

@@ -1,4 +1,4 @@
-//! Every §1 rule in table order, alone and combined.
+//! Every [§1](../../../docs/contract.md#1-the-send-request) rule in table order, alone and combined.
 
 use super::ValidationRule::*;
 use super::*;

@@ -191,7 +191,7 @@ impl Pipeline {
     }
 }
 
-/// The request in an event, or why it goes to the dead-letter topic (unreadable, failing a §1
+/// The request in an event, or why it goes to the dead-letter topic (unreadable, failing a [§1](../../../docs/contract.md#1-the-send-request)
 /// rule, or naming a country outside `countries`).
 fn parse(event: &Incoming, countries: &CountryAllowList) -> Result<OtpRequest, Verdict> {
     if event.unreadable_headers > 0 {

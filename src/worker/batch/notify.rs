@@ -1,7 +1,7 @@
 //! The notify step: every SMS, email and dead-letter event of the batch in flight at once, each
 //! retried on its own until the broker acknowledges it; then the SMS are marked sent.
 //!
-//! The SMS event (contract §4) and, where the plan has an address, the email event (§5) carry
+//! The SMS event ([contract §4](../../../docs/contract.md#4-sms-event)) and, where the plan has an address, the email event ([§5](../../../docs/contract.md#5-email-event)) carry
 //! the request's key and its `x-request-id` header, and `x-otp-code-id` (the code's UUID, by
 //! which a scan of the SMS topic finds them: [`SentScan`]). The SMS expiry counts from the start
 //! of this step, after the database work and any recovery (egov-notification-sms drops an SMS

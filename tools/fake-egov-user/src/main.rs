@@ -3,7 +3,7 @@
 //! on the machine make it fail.
 //!
 //! Answers `POST /user/_search` the way DIGIT's egov-user does for the two searches user-otp
-//! makes (contract §3), from a JSON file of example users indexed once at start-up:
+//! makes ([contract §3](../../../docs/contract.md#3-egov-user-search)), from a JSON file of example users indexed once at start-up:
 //! - `{"tenantId":"pb.amritsar","userType":"EMPLOYEE","mobileNumber":"…"}` (user type `EMPLOYEE`
 //!   in any case) matches users of type `EMPLOYEE` of exactly that tenant with that mobile number;
 //! - `{"tenantId":"pb","userType":"CITIZEN","userName":"…"}` (any other user type) matches the
