@@ -1,9 +1,8 @@
 //! Waiting for a consumer group to settle: every worker a member, every partition assigned.
 //!
 //! The per-pod scaling runs start their workers and wait for this before they write the
-//! requests, so no rebalance happens inside the served window (see `PER_POD.md`: with more
-//! partitions than a worker has lanes, a cooperative rebalance in the middle of a run can
-//! leave requests unserved). The group is read with the classic protocol's DescribeGroups
+//! requests, so no rebalance happens inside the served window (the README, "Per-pod
+//! figures": the group's join is not what a scaling run measures). The group is read with the classic protocol's DescribeGroups
 //! (librdkafka's `rd_kafka_list_groups`); a member's assignment is the consumer protocol's
 //! `ConsumerProtocolAssignment` (version: i16, topics: [name: string, partitions: [i32]],
 //! user data: bytes).

@@ -85,7 +85,7 @@ pub(crate) struct Setup<'a> {
     pub cap: Option<&'a Cap>,
     /// Write the requests once the workers' group has settled (every worker a member, every
     /// partition assigned) instead of before the workers start: no rebalance inside the served
-    /// window. The per-pod scaling runs do (see `PER_POD.md`).
+    /// window. The per-pod scaling runs do (see the README, "Per-pod figures").
     pub settle_first: bool,
 }
 
