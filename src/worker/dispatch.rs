@@ -1,8 +1,8 @@
 //! The dispatcher: from fetched events to batches in progress, without reordering any key and
 //! without storing an offset past unfinished work.
 //!
-//! The consumer loop admits every fetched event here. An admitted event holds its lock keys
-//! (its Kafka message key, when it has one, and its request id: [`key_order`]) and is served
+//! The consumer loop admits every fetched event here. An admitted event holds its lock key
+//! (its Kafka message key, else its request id: [`key_order`]) and is served
 //! when no earlier event holding one of them is unfinished. Up to [`BATCHES_IN_FLIGHT`] batches
 //! run at once, each made of whatever is ready (up to the batch size), from any partition, so
 //! throughput does not depend on the partition count; an idle worker serves a single event at
@@ -354,15 +354,15 @@ impl Dispatcher {
     }
 }
 
-/// The keys `event` is ordered by: its Kafka message key (with its topic), when it has one, and
-/// its request id, each hashed with `hasher` (see [`LockKey`]).
+/// The key `event` is ordered by: its Kafka message key (with its topic), else its request id,
+/// hashed with `hasher` (see [`LockKey`]). Copies of one request share the message key
+/// (`<root tenant>:<mobile>`); the request id is not locked alongside it, so a caller reusing
+/// one `x-request-id` for many numbers cannot chain their keys into one queue.
 fn lock_keys(hasher: &RandomState, event: &Incoming) -> Vec<LockKey> {
-    let mut locks = Vec::with_capacity(2);
-    if let Some(key) = &event.key {
-        locks.push(hasher.hash_one((0_u8, &event.source.topic, key)));
+    match &event.key {
+        Some(key) => vec![hasher.hash_one((0_u8, &event.source.topic, key))],
+        None => vec![hasher.hash_one((1_u8, &event.request_id))],
     }
-    locks.push(hasher.hash_one((1_u8, &event.request_id)));
-    locks
 }
 
 fn partition_key(event: &Incoming) -> PartitionKey {

@@ -34,7 +34,7 @@ pub(super) const PUMPING_DETAIL: &str = "pumping";
 
 /// The configuration and the stateful guards the plan consults.
 pub(super) trait Planner {
-    /// Whether login and passwordreset codes also go by email (`USER_OTP_EMAIL_ENABLED`).
+    /// Whether login and passwordreset codes also go by email (`USER_OTP_EMAIL_OTP_ENABLED`).
     fn email_enabled(&self) -> bool;
     /// Whether an SMS may go to `number` (the country allow-list).
     fn allows_number(&self, number: &str) -> bool;
