@@ -136,14 +136,7 @@ pub(crate) fn pod_scaling(round: &mut Round, vcpu: &str, workers: &[usize]) {
 /// The capped `serve` process under the HTTP loads: `_send` and `_validate`.
 pub(crate) fn pod_http(round: &mut Round, vcpu: &str, http: &PodHttp) {
     for (name, pod) in [("pod_send", &http.send), ("pod_validate", &http.validate)] {
-        let load = &pod.load;
-        set(round, &format!("{name}_rps_{vcpu}"), load.rps);
-        set(round, &format!("{name}_failed_{vcpu}"), load.failed as f64);
-        set(
-            round,
-            &format!("{name}_server_cpu_us_per_req_{vcpu}"),
-            load.server_cpu_us_per_req,
-        );
+        served(round, name, &format!("_{vcpu}"), &pod.load);
         if let Some(pct) = pod.throttled_pct {
             set(round, &format!("{name}_throttled_pct_{vcpu}"), pct);
         }
@@ -161,14 +154,19 @@ pub(crate) fn latency(round: &mut Round, latency: &Latency) {
     cpu(round, "latency", &latency.cpu, latency.requests);
 }
 
-fn load(round: &mut Round, name: &str, load: &Load) {
-    set(round, &format!("{name}_rps"), load.rps);
-    set(round, &format!("{name}_failed"), load.failed as f64);
+/// What an HTTP load's server answered: `{name}_rps{suffix}`, `_failed`, `_server_cpu_us_per_req`.
+fn served(round: &mut Round, name: &str, suffix: &str, load: &Load) {
+    set(round, &format!("{name}_rps{suffix}"), load.rps);
+    set(round, &format!("{name}_failed{suffix}"), load.failed as f64);
     set(
         round,
-        &format!("{name}_server_cpu_us_per_req"),
+        &format!("{name}_server_cpu_us_per_req{suffix}"),
         load.server_cpu_us_per_req,
     );
+}
+
+fn load(round: &mut Round, name: &str, load: &Load) {
+    served(round, name, "", load);
     set(
         round,
         &format!("{name}_generator_cores"),
