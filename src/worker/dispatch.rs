@@ -3,7 +3,7 @@
 //!
 //! The consumer loop admits every fetched event here. An admitted event holds its lock key
 //! (its Kafka message key, else its request id: [`key_order`]) and is served
-//! when no earlier event holding one of them is unfinished. Up to [`BATCHES_IN_FLIGHT`] batches
+//! when no earlier event holding it is unfinished. Up to [`BATCHES_IN_FLIGHT`] batches
 //! run at once, each made of whatever is ready (up to the batch size), from any partition, so
 //! throughput does not depend on the partition count; an idle worker serves a single event at
 //! once (no batching delay), a busy one builds larger batches.
@@ -11,7 +11,7 @@
 //! When a batch is done, each event's offset is finished in [`Offsets`] and the end of its
 //! partition's contiguous completed prefix, when it moved, is stored (committed by librdkafka's
 //! auto-commit, on revoke, and at shutdown). An event the batch deferred (another worker's
-//! pending request still in its grace) keeps its keys and its unfinished offset and is served
+//! pending request still in its grace) keeps its key and its unfinished offset and is served
 //! again after the wait: only its own key waits.
 //!
 //! Memory is bounded without blocking the loop ([`super::in_flight`]): a partition holding more
@@ -21,9 +21,14 @@
 //! earlier assignment of a partition that came back) are dropped unserved: the next owner reads
 //! them again from the committed offset. A batch in progress holding an event of a revoked
 //! partition is cancelled at its next step (so its retries cannot send an SMS after the new
-//! owner took over; the new owner also waits out the pending grace); its events of partitions
-//! still owned are served again. At shutdown, batches get the shutdown grace, then are
-//! abandoned: their events are redelivered to the next run.
+//! owner took over; the new owner also waits out the pending grace). What it already handed to
+//! the producer may still be delivered, so all its events keep their keys for the pending
+//! grace: then those of partitions still owned are served again (recovery finds what was
+//! delivered), the others are dropped; a copy fetched again meanwhile (the partition came
+//! back) waits behind them. At shutdown, batches get the shutdown grace, then are abandoned:
+//! their events are redelivered to the next run. When the consumer itself stops on a fatal
+//! error, its batches are cancelled at once ([`Dispatcher::stop`]): its partitions are someone
+//! else's now.
 //!
 //! [`key_order`]: super::key_order
 
@@ -39,7 +44,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{BatchSummary, PENDING_GRACE};
+use super::batch::BatchSummary;
 use super::consumer::{self, Assignment, RequestConsumer};
 use super::in_flight::{Bounds, InFlight, Loads};
 use super::incoming::Incoming;
@@ -87,6 +92,8 @@ pub(super) struct Dispatcher {
     /// Deferred events whose wait is over; polled by the consumer loop.
     pub(super) deferred: mpsc::UnboundedReceiver<Incoming>,
     defer: mpsc::UnboundedSender<Incoming>,
+    /// Cancels this consumer's batches: at the end of the shutdown grace (a child of the
+    /// worker's abandon token) or when the consumer stops on a fatal error.
     abandon: CancellationToken,
     stopping: bool,
     /// When the last batch started.
@@ -97,7 +104,8 @@ pub(super) struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for `consumer`'s events. `abandon` interrupts the batches in progress
-    /// (shutdown grace over); `totals` is kept up to date with what it holds.
+    /// (shutdown grace over); `totals` is kept up to date with what it holds (and cleared of
+    /// it when the dispatcher is dropped).
     pub(super) fn new(
         pipeline: Arc<Pipeline>,
         consumer: Arc<RequestConsumer>,
@@ -122,7 +130,7 @@ impl Dispatcher {
             batches: JoinSet::new(),
             deferred,
             defer,
-            abandon,
+            abandon: abandon.child_token(),
             stopping: false,
             last_start: Instant::now(),
             hasher: RandomState::new(),
@@ -145,8 +153,8 @@ impl Dispatcher {
         {
             self.pause(partition);
         }
-        let locks = lock_keys(&self.hasher, &event);
-        self.order.admit(locks, event);
+        let lock = lock_key(&self.hasher, &event);
+        self.order.admit(lock, event);
     }
 
     /// Starts batches of ready events while fewer than [`BATCHES_IN_FLIGHT`] are in progress:
@@ -208,7 +216,7 @@ impl Dispatcher {
             Err(_) if self.abandon.is_cancelled() => {
                 tracing::warn!(
                     events = events.len(),
-                    "batch abandoned at shutdown; its events will be redelivered"
+                    "batch abandoned (shutdown, or the consumer stopped); its events will be redelivered"
                 );
                 for event in &events {
                     self.drop_unserved(event);
@@ -220,13 +228,11 @@ impl Dispatcher {
                     "batch cancelled: a partition of it was revoked; the new owner serves those events, the others are served again after the pending grace"
                 );
                 // What the interrupted batch handed to the producer may still be delivered:
-                // its events of partitions still owned wait as long as another worker's would.
+                // every event keeps its key as long as another worker's would (`ready_again`
+                // then drops those of partitions no longer owned).
+                let grace = self.pipeline.pending_grace;
                 for event in events {
-                    if self.owned(&event) {
-                        self.defer_for(event, PENDING_GRACE);
-                    } else {
-                        self.drop_unserved(&event);
-                    }
+                    self.defer_for(event, grace);
                 }
             }
         }
@@ -263,6 +269,14 @@ impl Dispatcher {
         }
     }
 
+    /// The consumer stopped on a fatal error: its partitions belong to others now, so the
+    /// batches in progress are cancelled at once (none may send after the new owners took over;
+    /// [`Self::finish_all`] then collects them).
+    pub(super) fn stop(&mut self) {
+        self.stopping = true;
+        self.abandon.cancel();
+    }
+
     /// Stops starting batches and waits for those in progress (they get the shutdown grace,
     /// then are abandoned), storing the offsets of what they finished.
     pub(super) async fn finish_all(&mut self) {
@@ -277,7 +291,7 @@ impl Dispatcher {
         let assignment = self.assignment.clone();
         let cancel = self.abandon.child_token();
         self.batches.spawn(async move {
-            let watch = watch_revocation(&batch, &assignment, cancel.clone());
+            let _watch = watch_revocation(&batch, &assignment, cancel.clone());
             // Last line of defence: a panic while handling the batch (a bug) is caught; its
             // events are then served one by one and the one that panics alone is dead-lettered.
             let result = match AssertUnwindSafe(pipeline.process(&batch, &cancel))
@@ -293,7 +307,6 @@ impl Dispatcher {
                     pipeline.process_each_alone(&batch, &cancel).await
                 }
             };
-            watch.abort();
             Finished {
                 events: batch,
                 result,
@@ -320,7 +333,7 @@ impl Dispatcher {
             .remove(&self.totals, &partition_key(event), event.size_bytes());
     }
 
-    /// Hands `event` back to the loop after `wait`, keeping its keys meanwhile.
+    /// Hands `event` back to the loop after `wait`, keeping its key meanwhile.
     fn defer_for(&mut self, event: Incoming, wait: Duration) {
         let defer = self.defer.clone();
         tokio::spawn(async move {
@@ -358,10 +371,10 @@ impl Dispatcher {
 /// hashed with `hasher` (see [`LockKey`]). Copies of one request share the message key
 /// (`<root tenant>:<mobile>`); the request id is not locked alongside it, so a caller reusing
 /// one `x-request-id` for many numbers cannot chain their keys into one queue.
-fn lock_keys(hasher: &RandomState, event: &Incoming) -> Vec<LockKey> {
+fn lock_key(hasher: &RandomState, event: &Incoming) -> LockKey {
     match &event.key {
-        Some(key) => vec![hasher.hash_one((0_u8, &event.source.topic, key))],
-        None => vec![hasher.hash_one((1_u8, &event.request_id))],
+        Some(key) => hasher.hash_one((0_u8, &event.source.topic, key)),
+        None => hasher.hash_one((1_u8, &event.request_id)),
     }
 }
 
@@ -374,17 +387,18 @@ fn partition_key(event: &Incoming) -> PartitionKey {
 }
 
 /// Cancels `cancel` as soon as a partition of `batch` is no longer owned under the same
-/// assignment.
+/// assignment; the watch ends when the returned guard is dropped (the batch is done, or its
+/// task unwound).
 fn watch_revocation(
     batch: &[Incoming],
     assignment: &Assignment,
     cancel: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> AbortOnDrop {
     let mut owned: Vec<PartitionKey> = batch.iter().map(partition_key).collect();
     owned.sort();
     owned.dedup();
     let assignment = assignment.clone();
-    tokio::spawn(async move {
+    AbortOnDrop(tokio::spawn(async move {
         loop {
             tokio::time::sleep(REVOCATION_CHECK).await;
             if owned
@@ -395,7 +409,24 @@ fn watch_revocation(
                 return;
             }
         }
-    })
+    }))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Dispatcher {
+    /// What the dispatcher still holds leaves the worker's totals with it (a consumer recreated
+    /// after a fatal error starts from zero).
+    fn drop(&mut self) {
+        self.loads.clear(&self.totals);
+    }
 }
 
 /// One partition of `topic`, as librdkafka's pause and resume take it.

@@ -130,6 +130,14 @@ impl Loads {
         totals.bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
+    /// Counts everything out (the dispatcher holding it is gone).
+    pub(super) fn clear(&mut self, totals: &InFlight) {
+        for (_, load) in self.partitions.drain() {
+            totals.events.fetch_sub(load.events, Ordering::Relaxed);
+            totals.bytes.fetch_sub(load.bytes, Ordering::Relaxed);
+        }
+    }
+
     /// What `partition` holds now.
     pub(super) fn of(&self, partition: &PartitionKey) -> Load {
         self.partitions.get(partition).copied().unwrap_or_default()

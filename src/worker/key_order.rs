@@ -1,28 +1,28 @@
 //! Key-ordered scheduling: which fetched events may be served now without overtaking an earlier
 //! event of the same key.
 //!
-//! Every admitted event holds one or more lock keys (module `dispatch` gives each request event
-//! its Kafka message key, when it has one, and its request id). Each lock key has a queue of the
-//! events holding it, in admission order; an event is *ready* when it is at the front of every
-//! queue it is in. Finishing an event removes it from its queues, which may make the next event
-//! of each of them ready. Consequences:
+//! Every admitted event holds one lock key (module `dispatch` gives each request event its
+//! Kafka message key, `<root tenant>:<mobile>`, else its request id). Each lock key has a queue
+//! of the events holding it, in admission order; an event is *ready* when it is at the front of
+//! its queue. Finishing an event removes it from its queue, which may make the next event of
+//! that key ready. Consequences:
 //! - two events sharing a lock key never run at the same time, and the earlier one always
-//!   finishes first (per-user order: one message key per user; one request id per request);
-//! - events with disjoint keys are independent, whatever partition they came from: one slow key
+//!   finishes first (per-user order: one message key per user);
+//! - events of different keys are independent, whatever partition they came from: one slow key
 //!   delays only the events queued behind it;
-//! - no deadlock: the oldest unfinished event is at the front of all its queues, so it is always
-//!   ready or in progress.
+//! - no deadlock: the oldest unfinished event of each key is at the front of its queue, so it is
+//!   always ready or in progress.
 //!
-//! An event taken for serving keeps its locks until [`KeyOrder::finish`]; one whose serving was
-//! deferred (another worker's request still in its grace) keeps them while it waits and is
+//! An event taken for serving keeps its lock until [`KeyOrder::finish`]; one whose serving was
+//! deferred (another worker's request still in its grace) keeps it while it waits and is
 //! handed back with [`KeyOrder::ready_again`]. This is the key-ordering mode of Confluent's
 //! parallel consumer; the offsets side (contiguous completed prefix) is module `offsets`.
 
 use std::collections::{HashMap, VecDeque};
 
 /// A lock key: events sharing one are served one at a time, in admission order. It is a 64-bit
-/// hash of what orders the events (module `dispatch`: a message key, a request id), keyed at
-/// random per process: two different keys that collide are only served one after the other,
+/// hash of what orders the events (module `dispatch`: a message key, else a request id), keyed
+/// at random per process: two different keys that collide are only served one after the other,
 /// never out of order, and nobody outside the process can aim for a collision.
 pub(super) type LockKey = u64;
 
@@ -30,7 +30,7 @@ pub(super) type LockKey = u64;
 pub(super) type Ticket = u64;
 
 struct Entry<T> {
-    locks: Vec<LockKey>,
+    lock: LockKey,
     /// `None` while the event is out (being served or deferred).
     item: Option<T>,
 }
@@ -56,28 +56,28 @@ impl<T> Default for KeyOrder<T> {
 }
 
 impl<T> KeyOrder<T> {
-    /// Admits `item` holding `locks` (duplicates are ignored); returns its ticket.
-    pub(super) fn admit(&mut self, mut locks: Vec<LockKey>, item: T) -> Ticket {
+    /// Admits `item` holding `lock`; returns its ticket.
+    pub(super) fn admit(&mut self, lock: LockKey, item: T) -> Ticket {
         self.next += 1;
         let ticket = self.next;
-        locks.dedup();
-        for lock in &locks {
-            self.queues.entry(*lock).or_default().push_back(ticket);
-        }
-        let entry = Entry {
-            locks,
-            item: Some(item),
-        };
-        self.entries.insert(ticket, entry);
-        if self.at_front_everywhere(ticket) {
+        let queue = self.queues.entry(lock).or_default();
+        queue.push_back(ticket);
+        if queue.len() == 1 {
             self.ready.push_back(ticket);
         }
+        self.entries.insert(
+            ticket,
+            Entry {
+                lock,
+                item: Some(item),
+            },
+        );
         ticket
     }
 
     /// Up to `max` ready events, oldest first, taken out for serving (their locks stay held).
     pub(super) fn take_ready(&mut self, max: usize) -> Vec<(Ticket, T)> {
-        let mut taken = Vec::new();
+        let mut taken = Vec::with_capacity(max.min(self.ready.len()));
         while taken.len() < max {
             let Some(ticket) = self.ready.pop_front() else {
                 break;
@@ -90,7 +90,7 @@ impl<T> KeyOrder<T> {
     }
 
     /// Hands back an event that was taken and deferred: it is ready again at once (it never gave
-    /// up its locks).
+    /// up its lock).
     pub(super) fn ready_again(&mut self, ticket: Ticket, item: T) {
         if let Some(entry) = self.entries.get_mut(&ticket) {
             entry.item = Some(item);
@@ -98,8 +98,8 @@ impl<T> KeyOrder<T> {
         }
     }
 
-    /// Finishes an event (served, or dropped after being taken): releases its locks; the next
-    /// event of each of its keys may become ready. Unknown tickets are ignored.
+    /// Finishes an event (served, or dropped after being taken): releases its lock; the next
+    /// event of its key may become ready. Unknown tickets are ignored.
     pub(super) fn finish(&mut self, ticket: Ticket) {
         let Some(entry) = self.entries.remove(&ticket) else {
             return;
@@ -108,31 +108,25 @@ impl<T> KeyOrder<T> {
             // Finished without being taken (rare): it may still be listed as ready.
             self.ready.retain(|t| *t != ticket);
         }
-        let mut fronts = Vec::new();
-        for lock in entry.locks {
-            if let Some(queue) = self.queues.get_mut(&lock) {
-                if queue.front() == Some(&ticket) {
-                    queue.pop_front();
-                } else {
-                    queue.retain(|t| *t != ticket);
-                }
-                match queue.front() {
-                    Some(front) => fronts.push(*front),
-                    None => {
-                        self.queues.remove(&lock);
+        let Some(queue) = self.queues.get_mut(&entry.lock) else {
+            return;
+        };
+        if queue.front() == Some(&ticket) {
+            queue.pop_front();
+            // The new front was behind the finished event, so it is not listed as ready yet.
+            match queue.front() {
+                Some(front) => {
+                    let front = *front;
+                    if self.entries.get(&front).is_some_and(|e| e.item.is_some()) {
+                        self.ready.push_back(front);
                     }
                 }
+                None => {
+                    self.queues.remove(&entry.lock);
+                }
             }
-        }
-        // A new front was behind the finished event, so it cannot be listed as ready yet; it is
-        // listed once even when it shared several keys with the finished event.
-        fronts.sort_unstable();
-        fronts.dedup();
-        for front in fronts {
-            let idle = self.entries.get(&front).is_some_and(|e| e.item.is_some());
-            if idle && self.at_front_everywhere(front) {
-                self.ready.push_back(front);
-            }
+        } else {
+            queue.retain(|t| *t != ticket);
         }
     }
 
@@ -146,15 +140,6 @@ impl<T> KeyOrder<T> {
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
-
-    fn at_front_everywhere(&self, ticket: Ticket) -> bool {
-        self.entries.get(&ticket).is_some_and(|entry| {
-            entry
-                .locks
-                .iter()
-                .all(|lock| self.queues.get(lock).and_then(VecDeque::front) == Some(&ticket))
-        })
-    }
 }
 
 #[cfg(test)]
@@ -163,10 +148,6 @@ mod tests {
 
     fn key(k: &str) -> LockKey {
         hash(("message", k))
-    }
-
-    fn request(id: &str) -> LockKey {
-        hash(("request", id))
     }
 
     fn hash(value: impl std::hash::Hash) -> LockKey {
@@ -181,10 +162,10 @@ mod tests {
     #[test]
     fn events_of_different_keys_are_ready_together_and_one_key_waits_its_turn() {
         let mut order = KeyOrder::default();
-        order.admit(vec![key("a")], "a1");
-        order.admit(vec![key("b")], "b1");
-        order.admit(vec![key("a")], "a2");
-        order.admit(vec![key("c")], "c1");
+        order.admit(key("a"), "a1");
+        order.admit(key("b"), "b1");
+        order.admit(key("a"), "a2");
+        order.admit(key("c"), "c1");
         let first = order.take_ready(10);
         assert_eq!(names(&first), ["a1", "b1", "c1"]);
         assert!(order.take_ready(10).is_empty(), "a2 waits for a1");
@@ -198,25 +179,25 @@ mod tests {
     }
 
     #[test]
-    fn an_event_holding_two_keys_waits_for_both_and_then_blocks_both() {
+    fn an_event_finished_while_waiting_leaves_its_key_in_order() {
         let mut order = KeyOrder::default();
-        let a1 = order.admit(vec![key("a"), request("r")], "a1");
-        order.admit(vec![key("b"), request("r")], "b-same-request");
-        order.admit(vec![key("b")], "b2");
+        let a1 = order.admit(key("a"), "a1");
+        let a2 = order.admit(key("a"), "a2");
+        order.admit(key("a"), "a3");
         assert_eq!(names(&order.take_ready(10)), ["a1"]);
+        // a2 leaves unserved before its turn (its partition was revoked).
+        order.finish(a2);
+        assert!(order.take_ready(10).is_empty(), "a3 still waits for a1");
         order.finish(a1);
-        let next = order.take_ready(10);
-        assert_eq!(names(&next), ["b-same-request"], "b2 stays behind it");
-        order.finish(next[0].0);
-        assert_eq!(names(&order.take_ready(10)), ["b2"]);
+        assert_eq!(names(&order.take_ready(10)), ["a3"]);
     }
 
     #[test]
     fn a_deferred_event_keeps_its_key_and_comes_back_ready() {
         let mut order = KeyOrder::default();
-        order.admit(vec![key("a")], "a1");
-        order.admit(vec![key("a")], "a2");
-        order.admit(vec![key("b")], "b1");
+        order.admit(key("a"), "a1");
+        order.admit(key("a"), "a2");
+        order.admit(key("b"), "b1");
         let taken = order.take_ready(1);
         let (ticket, item) = (taken[0].0, taken[0].1);
         // a1 deferred: b1 still flows, a2 still waits.
@@ -231,7 +212,7 @@ mod tests {
     fn take_ready_respects_its_limit_and_admission_order() {
         let mut order = KeyOrder::default();
         for (i, name) in ["x", "y", "z"].into_iter().enumerate() {
-            order.admit(vec![key(&i.to_string())], name);
+            order.admit(key(&i.to_string()), name);
         }
         assert_eq!(order.ready_count(), 3);
         assert_eq!(names(&order.take_ready(2)), ["x", "y"]);
@@ -243,7 +224,7 @@ mod tests {
     fn finishing_everything_leaves_nothing_behind() {
         let mut order = KeyOrder::default();
         for i in 0..100 {
-            order.admit(vec![key(&(i % 7).to_string()), request(&i.to_string())], i);
+            order.admit(key(&(i % 7).to_string()), i);
         }
         let mut served = Vec::new();
         loop {

@@ -136,6 +136,9 @@ async fn consume(
             },
         }
     };
+    if !stopped {
+        dispatcher.stop();
+    }
     dispatcher.finish_all().await;
     consumer::commit(&consumer);
     Ok(stopped)
@@ -181,6 +184,11 @@ pub async fn run_observed(
     // A consumer that hits a fatal error (e.g. fenced after a broker restart) cannot recover;
     // a new one is made and resumes from the committed offsets.
     while !consume(settings, &pipeline, &totals, &shutdown, &abandon).await? {
+        // What the cancelled batches handed to the producer is delivered (or has failed)
+        // before the new consumer's recovery looks for it: none of it is sent twice.
+        if let Err(error) = producer.flush(settings.kafka.send_timeout).await {
+            tracing::warn!(%error, "flushing the producer before recreating the consumer");
+        }
         tracing::warn!("recreating the request-topic consumer after a fatal error");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

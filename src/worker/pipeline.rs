@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::batch::pending_grace;
 use super::pumping::PumpingCheck;
 use crate::config::Settings;
 use crate::domain::abuse::country::CountryAllowList;
@@ -68,6 +69,9 @@ pub(crate) struct Pipeline {
     pub(crate) allowed_country_codes: CountryAllowList,
     /// Whether login and passwordreset codes also go by email.
     pub(crate) email_enabled: bool,
+    /// How long another worker's pending request (or this worker's interrupted one) may still
+    /// be in flight: [`pending_grace`] of the send timeout.
+    pub(crate) pending_grace: Duration,
 }
 
 impl Pipeline {
@@ -115,6 +119,7 @@ impl Pipeline {
             test_numbers: settings.abuse.test_numbers.clone(),
             allowed_country_codes: settings.abuse.allowed_country_codes.clone(),
             email_enabled: settings.otp.email_enabled,
+            pending_grace: pending_grace(settings.kafka.send_timeout),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Panic isolation: a batch that panicked (a bug) is served again one event at a time, so the
 //! event that panics alone is dead-lettered (reason `internal_error`) and the others are served;
-//! the process stays up.
+//! the process stays up. Should writing that dead letter panic as well, the event is skipped
+//! with its partition and offset logged, rather than stalling its partition.
 
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
@@ -40,8 +41,23 @@ impl Pipeline {
                     );
                     let verdict =
                         Verdict::new(Reason::InternalError, "handling this event panicked");
-                    self.dead_letter(event, &verdict, cancel).await?;
-                    total.dead_lettered += 1;
+                    let dead_letter =
+                        std::panic::AssertUnwindSafe(self.dead_letter(event, &verdict, cancel))
+                            .catch_unwind()
+                            .await;
+                    match dead_letter {
+                        Ok(written) => {
+                            written?;
+                            total.dead_lettered += 1;
+                        }
+                        // Nothing else can be done with it; its coordinates are in the log, so
+                        // an operator can replay it once the bug is fixed.
+                        Err(_) => tracing::error!(
+                            partition = event.source.partition,
+                            offset = event.source.offset,
+                            "dead-lettering this request event panicked too; skipped"
+                        ),
+                    }
                 }
             }
         }

@@ -16,7 +16,7 @@
 //!
 //! A key seen twice within one batch is served once. A pending request another worker recorded
 //! moments ago may still be in flight there (it owned the partition until a rebalance): it gets
-//! [`PENDING_GRACE`] (measured by PostgreSQL's clock) before it counts as abandoned. Its event is
+//! the pending grace ([`pending_grace`], measured by PostgreSQL's clock) before it counts as abandoned. Its event is
 //! *deferred* for the rest of that grace: handed back to the dispatcher, which serves it again
 //! later while holding its key, so only that key waits; the other events of the batch go on.
 
@@ -37,10 +37,21 @@ use crate::worker::incoming::Incoming;
 use crate::worker::pipeline::Pipeline;
 use crate::worker::retrying::until_done;
 
-/// How old another worker's pending outcome must be before it counts as abandoned: longer than
-/// that worker needs to notice a revocation (0.1 s) plus the longest an SMS it already handed to
-/// librdkafka can still be delivered (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`, 5 s by default).
-pub(crate) const PENDING_GRACE: Duration = Duration::from_secs(10);
+/// The shortest pending grace (with the default 5 s send timeout it is the grace).
+const MIN_PENDING_GRACE: Duration = Duration::from_secs(10);
+
+/// Margin over the send timeout: a worker notices a revocation within 0.1 s, and the clocks of
+/// PostgreSQL (which measures the age) and of the worker need not agree to the millisecond.
+const PENDING_GRACE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How old another worker's pending outcome must be before it counts as abandoned, given
+/// `send_timeout` (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`): longer than that worker needs to notice a
+/// revocation plus the longest an SMS it already handed to librdkafka can still be delivered,
+/// so `send_timeout` + 5 s, at least 10 s (10 s with the default 5 s timeout; 305 s at the
+/// largest allowed timeout, 300 s).
+pub(crate) fn pending_grace(send_timeout: Duration) -> Duration {
+    (send_timeout + PENDING_GRACE_MARGIN).max(MIN_PENDING_GRACE)
+}
 
 /// A parsed request and the event it came in.
 pub(super) struct Request<'a> {
@@ -79,7 +90,8 @@ pub(super) enum Work<'a> {
     Recover(Request<'a>, Pending),
     /// Pending, but its code's validity has passed: close as `expired`, send nothing.
     Expire(Request<'a>),
-    /// Pending at another worker within [`PENDING_GRACE`]: serve again after the wait.
+    /// Pending at another worker within the pending grace ([`pending_grace`]): serve again
+    /// after the wait.
     Defer(&'a Incoming, Duration),
 }
 
@@ -146,8 +158,8 @@ impl Pipeline {
                 // Our own pending requests need no wait: copies of one request are served one
                 // at a time in this process (the dispatcher's key order), so an earlier copy
                 // here has finished (or was abandoned) first.
-                (Outcome::SmsPending, Some(_)) if foreign && found.age < PENDING_GRACE => {
-                    Work::Defer(request.event, PENDING_GRACE - found.age)
+                (Outcome::SmsPending, Some(_)) if foreign && found.age < self.pending_grace => {
+                    Work::Defer(request.event, self.pending_grace - found.age)
                 }
                 (Outcome::SmsPending, Some(code_id)) => Work::Recover(
                     request,

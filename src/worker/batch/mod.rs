@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use classify::PENDING_GRACE;
+pub(crate) use classify::pending_grace;
 
 use super::incoming::Incoming;
 use super::key_order::Ticket;
