@@ -7,6 +7,7 @@
 //! never compared across machines.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::collections::HashSet;
@@ -107,7 +108,8 @@ pub struct Recorded {
 /// Where an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {
-    pub topic: String,
+    /// Shared: every event of a partition names the same topic.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
 }
@@ -289,7 +291,7 @@ impl OtpStore {
             otp_type: "register",
             outcome: Outcome::SmsPending,
             source: SourcePosition {
-                topic: "canary".to_owned(),
+                topic: "canary".into(),
                 partition: 0,
                 offset: 0,
             },
@@ -482,7 +484,7 @@ impl From<&[NewOutcome]> for BatchColumns {
             c.otp_types.push(o.otp_type);
             c.outcomes.push(o.outcome.as_str());
             c.code_ids.push(o.code.as_ref().map(|code| code.id));
-            c.topics.push(o.source.topic.clone());
+            c.topics.push(o.source.topic.to_string());
             c.partitions.push(o.source.partition);
             c.offsets.push(o.source.offset);
             c.details.push(o.detail);

@@ -162,7 +162,7 @@ fn own_headers<'a>(event: &Incoming, verdict: &Verdict) -> impl Iterator<Item = 
     [
         header(REASON_HEADER, verdict.reason.as_str()),
         header(DETAIL_HEADER, verdict.detail.clone()),
-        header(SOURCE_TOPIC_HEADER, event.source.topic.clone()),
+        header(SOURCE_TOPIC_HEADER, event.source.topic.to_string()),
         header(SOURCE_PARTITION_HEADER, event.source.partition.to_string()),
         header(SOURCE_OFFSET_HEADER, event.source.offset.to_string()),
     ]

@@ -159,7 +159,7 @@ mod tests {
         .share(3);
         assert_eq!((share.events, share.bytes), (10, 1_000));
         let mut loads = Loads::default();
-        let p0 = ("t".to_owned(), 0, AssignmentId::first());
+        let p0: PartitionKey = ("t".into(), 0, AssignmentId::first());
         assert!(!loads.add(&totals, &p0, 900).over(share));
         assert!(
             loads.add(&totals, &p0, 200).over(share),

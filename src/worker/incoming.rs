@@ -51,7 +51,7 @@ pub(crate) struct Incoming {
 impl Incoming {
     pub(crate) fn from_message(message: &BorrowedMessage<'_>) -> Self {
         let source = SourcePosition {
-            topic: message.topic().to_owned(),
+            topic: message.topic().into(),
             partition: message.partition(),
             offset: message.offset(),
         };

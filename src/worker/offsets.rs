@@ -13,11 +13,12 @@
 //! offset), so the newest received offset is the largest.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::consumer::AssignmentId;
 
 /// One partition under one assignment.
-pub(super) type PartitionKey = (String, i32, AssignmentId);
+pub(super) type PartitionKey = (Arc<str>, i32, AssignmentId);
 
 #[derive(Debug, Default)]
 struct Progress {

@@ -362,7 +362,7 @@ impl Stack {
                     otp_type: "register",
                     outcome: Outcome::SmsPending,
                     source: SourcePosition {
-                        topic: self.topics.request.clone(),
+                        topic: self.topics.request.as_str().into(),
                         partition: 0,
                         offset: 0,
                     },
