@@ -8,6 +8,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The workspace's members must exist for cargo to load it; only the service is built.
+COPY tools ./tools
 COPY src ./src
 COPY config ./config
 COPY migrations ./migrations
@@ -22,6 +24,10 @@ RUN apt-get update \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin user-otp
 COPY --from=build /src/target/release/user-otp /usr/local/bin/user-otp
 USER 10001:10001
+# glibc's allocator makes up to 8 arenas per core, one per thread that meets contention (tokio's
+# workers, librdkafka's threads); two arenas cut the worker's peak RSS at full load by about a
+# sixth with no throughput change (README, "Memory"). Override it in the pod's env if needed.
+ENV MALLOC_ARENA_MAX=2
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/user-otp"]
 CMD ["all"]

@@ -66,6 +66,12 @@ pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// glibc's `MALLOC_ARENA_MAX` for the service processes: the container image's value (`ENV
+/// MALLOC_ARENA_MAX=2` in the Dockerfile), unless the caller's environment sets another.
+pub(crate) fn service_malloc_arena_max() -> String {
+    std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into())
+}
+
 /// A free TCP port on 127.0.0.1.
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -88,6 +94,7 @@ impl Service {
         let child = Command::new(binary)
             .args(args)
             .envs(env)
+            .env("MALLOC_ARENA_MAX", service_malloc_arena_max())
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),

@@ -84,6 +84,10 @@ impl Figures {
             "service_binary".into(),
             json!(local.service_binary.display().to_string()),
         );
+        environment.insert(
+            "service_malloc_arena_max".into(),
+            json!(crate::env::service_malloc_arena_max()),
+        );
         Ok(Self {
             environment,
             rounds: Vec::new(),
