@@ -5,6 +5,11 @@
 //! - `kill-worker`: kill -9 the worker 5 times while the requests flow, restarting it each time
 //!   (static group membership, so the restarted worker resumes at once); reports each restart's
 //!   time until work resumed.
+//! - `kill-worker-dynamic`: the same without static membership: each restart is a new member,
+//!   which gets the partitions once the group has waited out the killed member's session
+//!   timeout (10 s), and then waits out what is left of the pending grace of the killed worker's
+//!   pending requests (their keys only); the time until work resumed should stay within the
+//!   session timeout + 1 s.
 //! - `kafka-restart`: restart the broker once mid-run (`scripts/services restart kafka`).
 //! - `pg-restart`: restart PostgreSQL once mid-run.
 //! - `user-outage`: the fake egov-user answers 50 % 503 with up to 2 s delay for a while.
@@ -29,8 +34,9 @@ use crate::measure::requests;
 use crate::stack::Stack;
 use kafka_raw_header as raw_header;
 
-const ALL: [&str; 5] = [
+const ALL: [&str; 6] = [
     "kill-worker",
+    "kill-worker-dynamic",
     "kafka-restart",
     "pg-restart",
     "user-outage",
@@ -59,7 +65,10 @@ pub(crate) async fn run(
         eprintln!("drill {drill}: starting");
         let started = Instant::now();
         let (audit, crashes) = match drill {
-            "kill-worker" => kill_worker(local, user_host, quick).await?,
+            "kill-worker" => kill_worker(local, user_host, quick, Membership::Static).await?,
+            "kill-worker-dynamic" => {
+                kill_worker(local, user_host, quick, Membership::Dynamic).await?
+            }
             "kafka-restart" => restart_service(local, user_host, quick, "kafka").await?,
             "pg-restart" => restart_service(local, user_host, quick, "postgres").await?,
             "user-outage" => user_outage(local, user_host, quick).await?,
@@ -88,7 +97,16 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One worker process with static membership, restarted (and counted) when it exits by itself.
+/// How a drill's worker joins its consumer group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// With a group instance id (`USER_OTP_KAFKA_GROUP_INSTANCE_ID`), kept across restarts.
+    Static,
+    /// Without one: every start is a new member.
+    Dynamic,
+}
+
+/// One worker process, restarted (and counted) when it exits by itself.
 struct Worker {
     process: Option<Service>,
     binary: std::path::PathBuf,
@@ -98,8 +116,14 @@ struct Worker {
 
 impl Worker {
     fn start(stack: &Stack) -> anyhow::Result<Self> {
+        Self::start_as(stack, Membership::Static)
+    }
+
+    fn start_as(stack: &Stack, membership: Membership) -> anyhow::Result<Self> {
         let mut env = stack.service_env(0);
-        env.insert("USER_OTP_KAFKA_GROUP_INSTANCE_ID".into(), unique("worker"));
+        if membership == Membership::Static {
+            env.insert("USER_OTP_KAFKA_GROUP_INSTANCE_ID".into(), unique("worker"));
+        }
         let mut worker = Self {
             process: None,
             binary: stack.local.service_binary.clone(),
@@ -178,10 +202,11 @@ async fn kill_worker(
     local: &Local,
     user_host: &str,
     quick: bool,
+    membership: Membership,
 ) -> anyhow::Result<(Audit, usize)> {
     let n = if quick { 20_000 } else { 100_000 };
     let (stack, ids) = preloaded(local, user_host, n, "kw").await?;
-    let mut worker = Worker::start(&stack)?;
+    let mut worker = Worker::start_as(&stack, membership)?;
     let mut restarts = Vec::new();
     for k in 1..=5 {
         wait_served(&stack, &mut worker, (n * k / 6) as i64).await?;
@@ -202,8 +227,12 @@ async fn kill_worker(
     wait_served(&stack, &mut worker, n as i64).await?;
     let crashes = worker.stop()?;
     let formatted: Vec<String> = restarts.iter().map(|s| format!("{s:.2}")).collect();
+    let name = match membership {
+        Membership::Static => "kill-worker",
+        Membership::Dynamic => "kill-worker-dynamic",
+    };
     println!(
-        "drill kill-worker: seconds from restart to resumed work: {}",
+        "drill {name}: seconds from restart to resumed work: {}",
         formatted.join(", ")
     );
     Ok((audit(&stack, &ids).await?, crashes))

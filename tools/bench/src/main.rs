@@ -80,7 +80,7 @@ enum Command {
     },
     /// Fault drills, each ending with an audit line.
     Drill {
-        /// kill-worker, kafka-restart, pg-restart, user-outage, fuzz, or all.
+        /// kill-worker, kill-worker-dynamic, kafka-restart, pg-restart, user-outage, fuzz, or all.
         name: String,
         #[arg(long)]
         quick: bool,
