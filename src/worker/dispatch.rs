@@ -43,6 +43,7 @@ use rdkafka::TopicPartitionList;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::batch::BatchSummary;
 use super::consumer::{self, Assignment, RequestConsumer};
@@ -393,12 +394,12 @@ fn watch_revocation(
     batch: &[Incoming],
     assignment: &Assignment,
     cancel: CancellationToken,
-) -> AbortOnDrop {
+) -> AbortOnDropHandle<()> {
     let mut owned: Vec<PartitionKey> = batch.iter().map(partition_key).collect();
     owned.sort();
     owned.dedup();
     let assignment = assignment.clone();
-    AbortOnDrop(tokio::spawn(async move {
+    AbortOnDropHandle::new(tokio::spawn(async move {
         loop {
             tokio::time::sleep(REVOCATION_CHECK).await;
             if owned
@@ -410,15 +411,6 @@ fn watch_revocation(
             }
         }
     }))
-}
-
-/// Aborts its task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl Drop for Dispatcher {

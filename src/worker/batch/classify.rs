@@ -16,9 +16,10 @@
 //!
 //! A key seen twice within one batch is served once. A pending request another worker recorded
 //! moments ago may still be in flight there (it owned the partition until a rebalance): it gets
-//! the pending grace ([`pending_grace`], measured by PostgreSQL's clock) before it counts as abandoned. Its event is
-//! *deferred* for the rest of that grace: handed back to the dispatcher, which serves it again
-//! later while holding its key, so only that key waits; the other events of the batch go on.
+//! the pending grace ([`pending_grace`], measured by PostgreSQL's clock) before it counts as
+//! abandoned. Its event is *deferred* for the rest of that grace: handed back to the
+//! dispatcher, which serves it again later while holding its key, so only that key waits; the
+//! other events of the batch go on.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
