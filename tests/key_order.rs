@@ -127,3 +127,101 @@ async fn another_workers_pending_request_delays_only_its_own_key() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn users_egov_user_cannot_answer_for_hold_back_neither_their_batch_nor_the_worker() {
+    let stack = Stack::start(&[("USER_OTP_USER_TIMEOUT_MS", "500")]).await;
+    // More numbers egov-user hangs on than there are batches in flight.
+    let stuck = |i: usize| format!("98800000{i:02}");
+    for i in 0..14 {
+        stack.users_hang_for(&stuck(i)).await;
+    }
+    // Produced before the worker starts: stuck and answerable keys mixed in its first batches,
+    // the stuck ones not first.
+    stack
+        .produce_to_partition(0, "9881000000", Some("first"))
+        .await;
+    for i in 0..7 {
+        stack
+            .produce_to_partition(0, &stuck(i), Some(&format!("stuck-{i}")))
+            .await;
+        stack
+            .produce_to_partition(
+                0,
+                &format!("98810000{:02}", i + 1),
+                Some(&format!("fine-{i}")),
+            )
+            .await;
+    }
+    let worker = stack.spawn_worker();
+    stack.sms_for("first").await;
+    for i in 0..7 {
+        stack.sms_for(&format!("fine-{i}")).await;
+    }
+    // Then one stuck key at a time into an idle worker, each starting a batch of its own, until
+    // every batch slot holds one; later keys are still served.
+    for i in 7..14 {
+        stack
+            .produce_to_partition(0, &stuck(i), Some(&format!("stuck-{i}")))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..5 {
+        stack
+            .produce_to_partition(0, &format!("98820000{i:02}"), Some(&format!("later-{i}")))
+            .await;
+    }
+    for i in 0..5 {
+        stack.sms_for(&format!("later-{i}")).await;
+    }
+    for i in 0..14 {
+        assert_eq!(
+            outcome_now(&stack, &format!("stuck-{i}")).await,
+            None,
+            "deferred, not decided without egov-user"
+        );
+    }
+    // egov-user answers again: every deferred request is served.
+    stack.users_know_nobody().await;
+    for i in 0..14 {
+        stack.sms_for(&format!("stuck-{i}")).await;
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_pending_request_this_process_recorded_waits_out_the_grace_before_recovery() {
+    let stack = Stack::start(&[]).await;
+    let mut settings = stack.settings.clone();
+    settings.kafka.group_instance_id = Some("worker-a".into());
+    let worker = stack.spawn_worker_with(settings);
+    stack
+        .produce_to_partition(0, "9890000001", Some("warm-up"))
+        .await;
+    stack.sms_for("warm-up").await;
+    // Recorded pending by this worker id while this process runs: its SMS may still be in this
+    // process's producer (a copy under another message key, in another batch).
+    stack
+        .leave_pending_as("copy", "9890000000", "worker-a")
+        .await;
+    let started = std::time::Instant::now();
+    stack
+        .produce_to_partition(0, "9890000000", Some("copy"))
+        .await;
+    stack
+        .produce_to_partition(0, "9890000002", Some("next-key"))
+        .await;
+    stack.sms_for("next-key").await;
+    assert_eq!(
+        outcome_now(&stack, "copy").await.as_deref(),
+        Some("sms_pending"),
+        "not recovered while this process may still be sending it"
+    );
+    assert_eq!(stack.final_outcome("copy").await, "sent", "then it is");
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "recovered after {:?}, inside the 10 s grace",
+        started.elapsed()
+    );
+    worker.stop().await;
+}

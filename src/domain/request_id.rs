@@ -8,8 +8,8 @@
 //!   `X-Request-Id: <topic>/<partition>/<offset>` gets `caller:<topic>/…`, never the id a
 //!   header-less event will get. The header itself keeps the caller's value.
 //! - The **fingerprint** is the request as sent: the first 16 bytes of
-//!   `HMAC-SHA-256(secret, "user-otp/request-fingerprint/v1\0" ‖ root tenant ‖ mobile number or
-//!   user name ‖ type)` (each part length-prefixed, [`CodeHasher::keyed_digest`]). Keyed, so a
+//!   `HMAC-SHA-256(secret, "user-otp/request-fingerprint/v1\0" ‖ root tenant ‖ mobile number ‖
+//!   type)` (a citizen's user name is the mobile number) (each part length-prefixed, [`CodeHasher::keyed_digest`]). Keyed, so a
 //!   database dump does not reveal which number a refused request was for.
 //!
 //! Only the same id with the same fingerprint is a redelivery (skipped). The same id with another

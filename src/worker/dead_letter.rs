@@ -208,6 +208,7 @@ mod tests {
             caller_id: Some("r-1".into()),
             assignment: crate::worker::consumer::AssignmentId::default(),
             ticket: 0,
+            lock: 0,
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The consumer loop admits every fetched event here. An admitted event holds its lock key
 //! (its Kafka message key, else its request id: [`key_order`]) and is served
-//! when no earlier event holding it is unfinished. Up to [`BATCHES_IN_FLIGHT`] batches
+//! when no earlier event holding it is unfinished, or in the same batch right after the earlier
+//! ones. Up to [`BATCHES_IN_FLIGHT`] batches
 //! run at once, each made of whatever is ready (up to the batch size), from any partition, so
 //! throughput does not depend on the partition count; an idle worker serves a single event at
 //! once (no batching delay), a busy one builds larger batches.
@@ -11,7 +12,8 @@
 //! When a batch is done, each event's offset is finished in [`Offsets`] and the end of its
 //! partition's contiguous completed prefix, when it moved, is stored (committed by librdkafka's
 //! auto-commit, on revoke, and at shutdown). An event the batch deferred (another worker's
-//! pending request still in its grace) keeps its key and its unfinished offset and is served
+//! pending request still in its grace, a user search without an answer within its budget, or
+//! an event behind such a one of its key) keeps its key and its unfinished offset and is served
 //! again after the wait: only its own key waits.
 //!
 //! Memory is bounded without blocking the loop ([`super::in_flight`]): a partition holding more
@@ -154,8 +156,8 @@ impl Dispatcher {
         {
             self.pause(partition);
         }
-        let lock = lock_key(&self.hasher, &event);
-        self.order.admit(lock, event);
+        event.lock = lock_key(&self.hasher, &event);
+        self.order.admit(event.lock, event);
     }
 
     /// Starts batches of ready events while fewer than [`BATCHES_IN_FLIGHT`] are in progress:
@@ -206,7 +208,7 @@ impl Dispatcher {
                             tracing::info!(
                                 request_id = ?event.request_id,
                                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                                "another worker's request may still be in flight; its key waits out the grace"
+                                "event deferred (another worker's request in its grace, egov-user not answering, or behind such an event of its key); only its key waits"
                             );
                             self.defer_for(event, *wait);
                         }

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
 
 use super::consumer::AssignmentId;
-use super::key_order::Ticket;
+use super::key_order::{LockKey, Ticket};
 use crate::domain::request_event::REQUEST_ID_HEADER;
 use crate::domain::request_id::{request_id, sensible_caller_id};
 use crate::store::SourcePosition;
@@ -46,6 +46,8 @@ pub(crate) struct Incoming {
     /// The event's admission number in the dispatcher's key order (`key_order`); set when the
     /// event is admitted.
     pub(crate) ticket: Ticket,
+    /// The lock key it is ordered by (`key_order`); set when the event is admitted.
+    pub(crate) lock: LockKey,
 }
 
 impl Incoming {
@@ -80,6 +82,7 @@ impl Incoming {
             source,
             assignment: AssignmentId::default(),
             ticket: 0,
+            lock: 0,
         }
     }
 
@@ -155,6 +158,7 @@ mod tests {
             caller_id: None,
             assignment: AssignmentId::default(),
             ticket: 0,
+            lock: 0,
         };
         // 100,000 one-byte names, but each header costs its tuple and its allocation.
         assert!(event.size_bytes() > 100_000 * 60, "{}", event.size_bytes());

@@ -4,18 +4,22 @@
 //! Every admitted event holds one lock key (module `dispatch` gives each request event its
 //! Kafka message key, `<root tenant>:<mobile>`, else its request id). Each lock key has a queue
 //! of the events holding it, in admission order; an event is *ready* when it is at the front of
-//! its queue. Finishing an event removes it from its queue, which may make the next event of
-//! that key ready. Consequences:
-//! - two events sharing a lock key never run at the same time, and the earlier one always
-//!   finishes first (per-user order: one message key per user);
+//! its queue. Taking a ready event for serving also takes the events queued right behind it
+//! (in order, up to the batch size), so they go in the same batch, after it: a key flooded with
+//! events drains a batch at a time, not one event per batch. Finishing an event removes it from
+//! its queue, which may make the next event of that key ready. Consequences:
+//! - two events sharing a lock key are never in two batches at once, and within one batch they
+//!   are in admission order (per-user order: one message key per user); the batch serves them
+//!   in that order and defers every event behind a deferred one of its key (module `batch`);
 //! - events of different keys are independent, whatever partition they came from: one slow key
 //!   delays only the events queued behind it;
 //! - no deadlock: the oldest unfinished event of each key is at the front of its queue, so it is
 //!   always ready or in progress.
 //!
 //! An event taken for serving keeps its lock until [`KeyOrder::finish`]; one whose serving was
-//! deferred (another worker's request still in its grace) keeps it while it waits and is
-//! handed back with [`KeyOrder::ready_again`]. This is the key-ordering mode of Confluent's
+//! deferred (another worker's request still in its grace, or egov-user not answering for it)
+//! keeps it while it waits and is handed back with [`KeyOrder::ready_again`]: ready again if it
+//! is its key's front, else taken with the front when that is. This is the key-ordering mode of Confluent's
 //! parallel consumer; the offsets side (contiguous completed prefix) is module `offsets`.
 
 use std::collections::{HashMap, VecDeque};
@@ -75,25 +79,48 @@ impl<T> KeyOrder<T> {
         ticket
     }
 
-    /// Up to `max` ready events, oldest first, taken out for serving (their locks stay held).
+    /// Up to `max` events taken out for serving (their locks stay held): ready events oldest
+    /// first, each followed by the events queued right behind it on its key that are not out
+    /// (in admission order).
     pub(super) fn take_ready(&mut self, max: usize) -> Vec<(Ticket, T)> {
         let mut taken = Vec::with_capacity(max.min(self.ready.len()));
         while taken.len() < max {
             let Some(ticket) = self.ready.pop_front() else {
                 break;
             };
-            if let Some(item) = self.entries.get_mut(&ticket).and_then(|e| e.item.take()) {
-                taken.push((ticket, item));
+            let Some(entry) = self.entries.get_mut(&ticket) else {
+                continue;
+            };
+            let Some(item) = entry.item.take() else {
+                continue;
+            };
+            let lock = entry.lock;
+            taken.push((ticket, item));
+            let Some(queue) = self.queues.get(&lock) else {
+                continue;
+            };
+            for follower in queue.iter().skip(1) {
+                if taken.len() >= max {
+                    break;
+                }
+                match self.entries.get_mut(follower).and_then(|e| e.item.take()) {
+                    Some(item) => taken.push((*follower, item)),
+                    None => break, // out already: what is behind it waits for it
+                }
             }
         }
         taken
     }
 
-    /// Hands back an event that was taken and deferred: it is ready again at once (it never gave
-    /// up its lock).
+    /// Hands back an event that was taken and deferred (it never gave up its lock): ready again
+    /// at once when it is its key's front, else taken along with the front when that is.
     pub(super) fn ready_again(&mut self, ticket: Ticket, item: T) {
-        if let Some(entry) = self.entries.get_mut(&ticket) {
-            entry.item = Some(item);
+        let Some(entry) = self.entries.get_mut(&ticket) else {
+            return;
+        };
+        entry.item = Some(item);
+        let front = self.queues.get(&entry.lock).and_then(VecDeque::front);
+        if front == Some(&ticket) {
             self.ready.push_back(ticket);
         }
     }
@@ -160,22 +187,74 @@ mod tests {
     }
 
     #[test]
-    fn events_of_different_keys_are_ready_together_and_one_key_waits_its_turn() {
+    fn events_of_different_keys_are_ready_together_and_one_key_goes_in_order() {
         let mut order = KeyOrder::default();
         order.admit(key("a"), "a1");
         order.admit(key("b"), "b1");
         order.admit(key("a"), "a2");
         order.admit(key("c"), "c1");
+        assert_eq!(order.ready_count(), 3, "a2 is not ready: a1 is ahead of it");
         let first = order.take_ready(10);
-        assert_eq!(names(&first), ["a1", "b1", "c1"]);
-        assert!(order.take_ready(10).is_empty(), "a2 waits for a1");
-        order.finish(first[1].0);
-        assert!(
-            order.take_ready(10).is_empty(),
-            "b1 done frees nothing of a"
+        assert_eq!(
+            names(&first),
+            ["a1", "a2", "b1", "c1"],
+            "a2 right behind a1"
         );
+        order.admit(key("a"), "a3");
+        assert!(order.take_ready(10).is_empty(), "a3 waits for a1 and a2");
         order.finish(first[0].0);
-        assert_eq!(names(&order.take_ready(10)), ["a2"]);
+        order.finish(first[2].0);
+        assert!(order.take_ready(10).is_empty(), "a3 still waits for a2");
+        order.finish(first[1].0);
+        assert_eq!(names(&order.take_ready(10)), ["a3"]);
+    }
+
+    #[test]
+    fn a_flooded_key_fills_a_batch_in_order_up_to_its_size() {
+        let mut order = KeyOrder::default();
+        for i in 0..10 {
+            order.admit(key("flood"), i);
+        }
+        order.admit(key("other"), 100);
+        let first = order.take_ready(4);
+        assert_eq!(
+            first.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert_eq!(
+            order
+                .take_ready(4)
+                .iter()
+                .map(|(_, i)| *i)
+                .collect::<Vec<_>>(),
+            [100],
+            "the rest of the flood waits for the first batch; other keys do not"
+        );
+        for (ticket, _) in &first {
+            order.finish(*ticket);
+        }
+        assert_eq!(
+            order
+                .take_ready(100)
+                .iter()
+                .map(|(_, i)| *i)
+                .collect::<Vec<_>>(),
+            [4, 5, 6, 7, 8, 9]
+        );
+    }
+
+    #[test]
+    fn deferred_events_of_one_key_come_back_in_order_whatever_order_they_are_handed_back() {
+        let mut order = KeyOrder::default();
+        order.admit(key("a"), "a1");
+        order.admit(key("a"), "a2");
+        let taken = order.take_ready(10);
+        assert_eq!(names(&taken), ["a1", "a2"]);
+        // Both deferred; a2's wait ends first.
+        order.ready_again(taken[1].0, taken[1].1);
+        assert!(order.take_ready(10).is_empty(), "a2 waits for a1");
+        order.ready_again(taken[0].0, taken[0].1);
+        assert_eq!(names(&order.take_ready(10)), ["a1", "a2"]);
     }
 
     #[test]
@@ -184,7 +263,7 @@ mod tests {
         let a1 = order.admit(key("a"), "a1");
         let a2 = order.admit(key("a"), "a2");
         order.admit(key("a"), "a3");
-        assert_eq!(names(&order.take_ready(10)), ["a1"]);
+        assert_eq!(names(&order.take_ready(1)), ["a1"]);
         // a2 leaves unserved before its turn (its partition was revoked).
         order.finish(a2);
         assert!(order.take_ready(10).is_empty(), "a3 still waits for a1");
@@ -203,9 +282,12 @@ mod tests {
         // a1 deferred: b1 still flows, a2 still waits.
         assert_eq!(names(&order.take_ready(10)), ["b1"]);
         order.ready_again(ticket, item);
-        assert_eq!(names(&order.take_ready(10)), ["a1"]);
+        let again = order.take_ready(10);
+        assert_eq!(names(&again), ["a1", "a2"], "a2 goes right behind it");
         order.finish(ticket);
-        assert_eq!(names(&order.take_ready(10)), ["a2"]);
+        assert!(order.take_ready(10).is_empty());
+        order.finish(again[1].0);
+        assert_eq!(order.len(), 1, "b1 is still out");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!    (`key_order`), and runs up to [`BATCHES_IN_FLIGHT`] batches of ready events at once,
 //!    within the in-flight bounds (`in_flight`);
 //! 3. `batch`: serves a batch in six steps — classify, look up, plan, record, recover,
-//!    notify — with the `Pipeline` (`pipeline`); events it writes are
+//!    notify — with the `Pipeline` (`pipeline`), event by event after a panic (`batch::alone`);
+//!    events it writes are
 //!    built in `outgoing` and `dead_letter`, found again by `sent_scan`, retried by
 //!    `retrying`; the pumping guard is `pumping`;
 //! 4. `offsets`: when the batch is done, each partition's offset is stored as far as its
@@ -28,9 +29,11 @@
 //! (`dead_letter`); reading an event cannot panic (`incoming`), and a batch that panics anyway
 //! is served again event by event. Nothing is dropped silently.
 //!
-//! Concurrency: events of one key (one user) are served one at a time in order; events of
-//! different keys, from one partition or many, run concurrently; a slow key (egov-user stuck on
-//! it, another worker's pending request in its grace) delays only the events behind it.
+//! Concurrency: events of one key (one user) are served in order, never in two batches at once
+//! (a batch may take several, in order); events of different keys, from one partition or many,
+//! run concurrently; a slow key (egov-user without an answer for it within the look-up budget,
+//! another worker's pending request in its grace) is deferred and delays only the events behind
+//! it.
 //!
 //! Shutdown: fetching stops at once; the batches in progress get [`SHUTDOWN_GRACE`] to finish,
 //! then their remaining retries are abandoned (their events are redelivered later); finished work

@@ -1,11 +1,11 @@
 //! The [`Pipeline`]: everything a batch of request events needs, built once per worker from the
 //! settings, with the topics it writes to.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::batch::pending_grace;
+use super::batch::{lookup_budget, pending_grace};
 use super::pumping::PumpingCheck;
 use crate::config::Settings;
 use crate::domain::abuse::country::CountryAllowList;
@@ -72,6 +72,15 @@ pub(crate) struct Pipeline {
     /// How long another worker's pending request (or this worker's interrupted one) may still
     /// be in flight: [`pending_grace`] of the send timeout.
     pub(crate) pending_grace: Duration,
+    /// The longest a produce may wait for the broker's acknowledgement
+    /// (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`).
+    pub(crate) send_timeout: Duration,
+    /// How long one request's user search may retry within a batch before its event is
+    /// deferred (module `batch::look_up`).
+    pub(crate) lookup_budget: Duration,
+    /// When this pipeline was made: a pending outcome this worker id recorded since then was
+    /// recorded by this very process, whose producer may still hold its SMS.
+    pub(crate) started: Instant,
 }
 
 impl Pipeline {
@@ -84,11 +93,10 @@ impl Pipeline {
         store: OtpStore,
         producer: EventProducer,
     ) -> anyhow::Result<Self> {
-        let users = UserClient::new(
-            &settings.user_service,
-            RetryPolicy::from_settings(&settings.user_service),
-        )
-        .context("creating the egov-user client")?;
+        let user_policy = RetryPolicy::from_settings(&settings.user_service);
+        let lookup_budget = lookup_budget(&user_policy);
+        let users = UserClient::new(&settings.user_service, user_policy)
+            .context("creating the egov-user client")?;
         Ok(Self {
             store,
             users,
@@ -120,6 +128,9 @@ impl Pipeline {
             allowed_country_codes: settings.abuse.allowed_country_codes.clone(),
             email_enabled: settings.otp.email_enabled,
             pending_grace: pending_grace(settings.kafka.send_timeout),
+            send_timeout: settings.kafka.send_timeout,
+            lookup_budget,
+            started: Instant::now(),
         })
     }
 }

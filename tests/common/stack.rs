@@ -337,6 +337,18 @@ impl Stack {
     /// `sms_pending` (keyed as the worker keys it) with a stored code whose SMS may or may not have
     /// reached the broker. Returns the code's id.
     pub async fn leave_pending(&self, request_id: &str, mobile: &str) -> uuid::Uuid {
+        self.leave_pending_as(request_id, mobile, "a-crashed-worker")
+            .await
+    }
+
+    /// As [`Stack::leave_pending`], recorded by the worker named `worker_id` (its
+    /// `USER_OTP_KAFKA_GROUP_INSTANCE_ID`).
+    pub async fn leave_pending_as(
+        &self,
+        request_id: &str,
+        mobile: &str,
+        worker_id: &str,
+    ) -> uuid::Uuid {
         use user_otp::domain::code::CodeHasher;
         use user_otp::domain::request_id::fingerprint;
         use user_otp::domain::RawOtpRequest;
@@ -377,7 +389,7 @@ impl Stack {
                     detail: None,
                     test_number: false,
                 }],
-                "a-crashed-worker",
+                worker_id,
                 &Default::default(),
             )
             .await

@@ -15,7 +15,9 @@
 //!   validity.
 //!
 //! A key seen twice within one batch is served once. A pending request another worker recorded
-//! moments ago may still be in flight there (it owned the partition until a rebalance): it gets
+//! moments ago may still be in flight there (it owned the partition until a rebalance), and one
+//! this process recorded may still be in its producer (a copy under another message key, in
+//! another batch): it gets
 //! the pending grace ([`pending_grace`], measured by PostgreSQL's clock) before it counts as
 //! abandoned. Its event is *deferred* for the rest of that grace: handed back to the
 //! dispatcher, which serves it again later while holding its key, so only that key waits; the
@@ -156,10 +158,14 @@ impl Pipeline {
             let foreign = found.worker_id.as_deref() != Some(self.worker_id.as_str());
             return match (found.outcome, found.code_id) {
                 (Outcome::SmsPending, Some(_)) if found.code_expired => Work::Expire(request),
-                // Our own pending requests need no wait: copies of one request are served one
-                // at a time in this process (the dispatcher's key order), so an earlier copy
-                // here has finished (or was abandoned) first.
-                (Outcome::SmsPending, Some(_)) if foreign && found.age < self.pending_grace => {
+                // A predecessor's pending request (this worker id, recorded before this process
+                // started: static membership after a restart) needs no wait, its producer is
+                // gone. One recorded by this process gets the grace like another worker's:
+                // a copy with another message key may be in another batch here right now.
+                (Outcome::SmsPending, Some(_))
+                    if (foreign || found.age < self.started.elapsed())
+                        && found.age < self.pending_grace =>
+                {
                     Work::Defer(request.event, self.pending_grace - found.age)
                 }
                 (Outcome::SmsPending, Some(code_id)) => Work::Recover(

@@ -8,15 +8,24 @@
 //! The same search for a number nobody has, in the same tenant, tells them apart: answered well,
 //! the malformed answer is the request's and it is dead-lettered; malformed too, it is an outage
 //! of configuration, logged at error level and retried with backoff, never dead-lettered.
+//!
+//! A search that has no verdict within its budget ([`lookup_budget`]: three attempts' time, at
+//! least 5 s) is not waited for any longer in this batch: its event is *deferred* (as another
+//! worker's pending request is, module `classify`) and served again after the longest backoff
+//! delay, still holding its key and its unfinished offset. So one number egov-user cannot
+//! answer for (a hanging shard, a user record that times out every time) delays only its own
+//! key, never the rest of its batch or, through the batches in flight, the whole worker; while
+//! egov-user is down for everyone, every event takes that round and nothing is lost or skipped.
 
 use std::future::Future;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::classify::{Pending, Request, Work};
 use crate::domain::{FoundUser, OtpRequest, OtpType};
-use crate::retry::{Backoff, Cancelled};
+use crate::retry::{Backoff, Cancelled, RetryPolicy};
 use crate::users::UserLookupError;
 use crate::worker::dead_letter::{Reason, Verdict};
 use crate::worker::pipeline::Pipeline;
@@ -26,6 +35,16 @@ const LOOKUP_CONCURRENCY: usize = 32;
 
 /// A user search for a number nobody has.
 const CANARY_NUMBER: &str = "0000000000";
+
+/// The shortest look-up budget.
+const MIN_LOOKUP_BUDGET: Duration = Duration::from_secs(5);
+
+/// How long one request's egov-user search may retry within a batch before its event is
+/// deferred: three attempts' time (`USER_OTP_USER_TIMEOUT_MS` each), at least 5 s (6 s with the
+/// default 2 s timeout).
+pub(crate) fn lookup_budget(policy: &RetryPolicy) -> Duration {
+    (policy.call_timeout * 3).max(MIN_LOOKUP_BUDGET)
+}
 
 /// One event after the look-up step.
 pub(super) enum Looked<'a> {
@@ -77,10 +96,24 @@ impl Pipeline {
             Work::Recover(request, pending) => (request, Some(pending)),
             other => return Ok(Looked::Settled(other)),
         };
-        let user = match self.look_up_one(&request.request, cancel).await {
-            Ok(user) => user,
-            Err(UserLookupError::Cancelled) => return Err(Cancelled { attempts: 0 }),
-            Err(error) => {
+        let budget = self.lookup_budget;
+        let looked = tokio::time::timeout(budget, self.look_up_one(&request.request, cancel)).await;
+        let user = match looked {
+            Ok(Ok(user)) => user,
+            Err(_) => {
+                let wait = self.retry_policy.max_backoff;
+                tracing::warn!(
+                    request_id = ?request.event.request_id,
+                    partition = request.event.source.partition,
+                    offset = request.event.source.offset,
+                    budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "egov-user gave no answer for this request within its budget; deferred, only its key waits"
+                );
+                return Ok(Looked::Settled(Work::Defer(request.event, wait)));
+            }
+            Ok(Err(UserLookupError::Cancelled)) => return Err(Cancelled { attempts: 0 }),
+            Ok(Err(error)) => {
                 return Ok(Looked::Settled(Work::DeadLetter(
                     request.event,
                     verdict(&error),

@@ -4,9 +4,10 @@
 //!    recorded for it: serve, recover, skip (already served), record `stale`, close `expired`,
 //!    defer (another worker's request in its grace), or dead-letter;
 //! 2. [`look_up`]: egov-user searched for every request to serve or recover, many in flight,
-//!    each answer attached to its own request;
-//! 3. [`plan`]: a pure function: decide, apply the country allow-list and the pumping guard,
-//!    make codes; outcomes in event order;
+//!    each answer attached to its own request; a search without a verdict within its budget
+//!    defers its event;
+//! 3. [`plan`]: no I/O: decide, apply the country allow-list and the pumping guard (which
+//!    counts what it allows), make codes; outcomes in event order;
 //! 4. [`record`]: outcomes and code hashes in one statement (split only around a poison
 //!    outcome), send limits enforced inside it; only what this call won is sent;
 //! 5. [`recover`]: pending requests of an unfinished run: sent again only if their SMS never
@@ -23,8 +24,14 @@
 //! idempotent store makes safe); a poison one dead-letters its event and the rest is served. An
 //! SMS or email event cannot be poison (a few KB of validated fields): a refusal of one is
 //! retried as systemic, loudly. A batch that panics (a bug) is served again event by event
-//! ([`alone`]). Per-user order holds because the dispatcher never puts two events of one key in
-//! flight at once (module `key_order`).
+//! ([`alone`]). Per-user order holds because the dispatcher never puts events of one key in two
+//! batches at once and hands a batch a key's events in order (module `key_order`), and every
+//! event behind a deferred one of its key is deferred with it ([`plan`]).
+//!
+//! An event is deferred, keeping its key and its unfinished offset, when another worker's (or
+//! this process's other batch's) request is pending within its grace ([`classify`]) or when
+//! egov-user gives no verdict on its user within the look-up budget ([`look_up`]): one key
+//! that cannot be served now never holds back the rest of its batch.
 
 mod alone;
 mod classify;
@@ -39,6 +46,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use classify::pending_grace;
+pub(crate) use look_up::lookup_budget;
 
 use super::incoming::Incoming;
 use super::key_order::Ticket;

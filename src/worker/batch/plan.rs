@@ -6,7 +6,9 @@
 //! an `sms_pending` outcome carrying the code's keyed hash. A pending request is recovered only
 //! when the plan still sends to the identity stored with its code; otherwise it is closed as
 //! abandoned, unsent. Everything else (already served, stale, expired, deferred, dead letters)
-//! passes through.
+//! passes through, except that every event behind a deferred one of its lock key is deferred
+//! with it (a batch may hold several events of one key, in order: module `key_order`), so none
+//! overtakes it.
 //!
 //! The outcomes are in event order, so the record step writes them in that order (the newest
 //! code of an identity is the one from its latest request). The step's only inputs besides the
@@ -26,7 +28,7 @@ use crate::domain::decide::{decide, Decision, Refusal, SendPlan};
 use crate::store::{NewCode, NewOutcome, Outcome, RequestKey};
 use crate::worker::dead_letter::{Reason, Verdict};
 use crate::worker::incoming::Incoming;
-use crate::worker::key_order::Ticket;
+use crate::worker::key_order::{LockKey, Ticket};
 use crate::worker::pipeline::Pipeline;
 
 /// The detail of an outcome the pumping guard refused (enforce mode).
@@ -89,7 +91,8 @@ pub(super) struct Plan<'a> {
     pub expired: Vec<RequestKey>,
     /// Pending requests that would now go elsewhere (or be refused): to close as `abandoned`.
     pub abandoned: Vec<RequestKey>,
-    /// Events to serve again after a wait (another worker's request in its grace).
+    /// Events to serve again after a wait (another worker's request in its grace, egov-user not
+    /// answering for it, or behind such an event of its key).
     pub deferred: Vec<(Ticket, Duration)>,
     pub tally: Tally,
 }
@@ -104,7 +107,17 @@ impl<'a> Plan<'a> {
 /// The plan for `looked` (see the module documentation).
 pub(super) fn plan<'a>(looked: Vec<Looked<'a>>, planner: &impl Planner) -> Plan<'a> {
     let mut plan = Plan::default();
+    let mut deferred_keys: HashMap<LockKey, Duration> = HashMap::new();
     for item in looked {
+        if let Some(event) = event_of(&item) {
+            if let Some(wait) = deferred_keys.get(&event.lock) {
+                plan.deferred.push((event.ticket, *wait));
+                continue;
+            }
+        }
+        if let Looked::Settled(Work::Defer(event, wait)) = &item {
+            deferred_keys.insert(event.lock, *wait);
+        }
         match item {
             Looked::Settled(work) => settled(&mut plan, work),
             Looked::Serve(request, user) => match decide(&request.request, user.as_ref()) {
@@ -144,6 +157,21 @@ pub(super) fn plan<'a>(looked: Vec<Looked<'a>>, planner: &impl Planner) -> Plan<
         }
     }
     plan
+}
+
+/// The event `item` came in (none for a second copy within the batch: it sends nothing).
+fn event_of<'a>(item: &Looked<'a>) -> Option<&'a Incoming> {
+    match item {
+        Looked::Serve(request, _) | Looked::Recover(request, _, _) => Some(request.event),
+        Looked::Settled(work) => match work {
+            Work::AlreadyServed => None,
+            Work::DeadLetter(event, _) | Work::Defer(event, _) => Some(event),
+            Work::Stale(request)
+            | Work::Serve(request)
+            | Work::Recover(request, _)
+            | Work::Expire(request) => Some(request.event),
+        },
+    }
 }
 
 /// An event that needs no user.

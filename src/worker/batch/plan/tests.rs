@@ -67,6 +67,8 @@ fn event(offset: i64) -> Incoming {
         caller_id: Some(format!("r{offset}")),
         assignment: AssignmentId::first(),
         ticket: u64::try_from(offset).expect("offset") + 100,
+        // A key of its own per event, unless a test says otherwise.
+        lock: u64::try_from(offset).expect("offset") + 1_000,
     }
 }
 
@@ -297,4 +299,41 @@ fn settled_events_pass_through_to_their_lists() {
     assert_eq!(plan.deferred, [(103, Duration::from_secs(4))], "by ticket");
     assert_eq!(plan.dead_letters.len(), 1);
     assert!(plan.deliveries.is_empty());
+}
+
+#[test]
+fn every_event_behind_a_deferred_one_of_its_key_is_deferred_too_so_none_overtakes_it() {
+    let wait = Duration::from_secs(3);
+    let mut first = event(1);
+    let mut second = event(2);
+    let mut third = event(3);
+    let other = event(4);
+    (first.lock, second.lock, third.lock) = (7, 7, 7);
+    let plan = plan(
+        vec![
+            Looked::Serve(request(&other, OtpType::Register, "9876543214"), None),
+            Looked::Settled(Work::Defer(&first, wait)),
+            Looked::Serve(request(&second, OtpType::Register, "9876543212"), None),
+            Looked::Settled(Work::DeadLetter(
+                &third,
+                Verdict::new(Reason::Malformed, "not JSON"),
+            )),
+        ],
+        &Fixed::default(),
+    );
+    assert_eq!(
+        plan.deferred,
+        [
+            (first.ticket, wait),
+            (second.ticket, wait),
+            (third.ticket, wait)
+        ]
+    );
+    assert_eq!(
+        outcomes(&plan),
+        [(Outcome::SmsPending, None)],
+        "only the other key's"
+    );
+    assert_eq!(plan.deliveries.len(), 1);
+    assert!(plan.dead_letters.is_empty());
 }
