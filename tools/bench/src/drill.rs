@@ -15,6 +15,10 @@
 //! - `user-outage`: the fake egov-user answers 50 % 503 with up to 2 s delay for a while.
 //! - `fuzz`: malformed and fuzzed events mixed with valid ones; every malformed one must be on
 //!   the dead-letter topic with a reason, every valid one served.
+//! - `flood-one-number`: many register requests for one number (one Kafka key, so one
+//!   partition and one queue in the worker's key order), then requests for other numbers;
+//!   reports the seconds from the worker's start until every one has its outcome, with the
+//!   default send limits (the flood gets one SMS, the limits refuse the rest).
 //!
 //! Every drill is bounded (a deadline on each wait) and a worker that exits on its own counts as
 //! a crash (and is restarted, so the audit still sees the rest served).
@@ -34,13 +38,14 @@ use crate::measure::requests;
 use crate::stack::Stack;
 use kafka_raw_header as raw_header;
 
-const ALL: [&str; 6] = [
+const ALL: [&str; 7] = [
     "kill-worker",
     "kill-worker-dynamic",
     "kafka-restart",
     "pg-restart",
     "user-outage",
     "fuzz",
+    "flood-one-number",
 ];
 
 /// Longest any drill may wait for its requests to be served.
@@ -72,6 +77,7 @@ pub(crate) async fn run(
             "kafka-restart" => restart_service(local, user_host, quick, "kafka").await?,
             "pg-restart" => restart_service(local, user_host, quick, "postgres").await?,
             "user-outage" => user_outage(local, user_host, quick).await?,
+            "flood-one-number" => flood_one_number(local, user_host, quick).await?,
             _ => fuzz(local, user_host, quick).await?,
         };
         let line = format!(
@@ -120,7 +126,26 @@ impl Worker {
     }
 
     fn start_as(stack: &Stack, membership: Membership) -> anyhow::Result<Self> {
+        Self::start_with(stack, membership, stack.service_env(0))
+    }
+
+    /// A worker with the default abuse controls (send limits, pumping guard), which the
+    /// benchmark's environment turns off.
+    fn start_with_default_limits(stack: &Stack) -> anyhow::Result<Self> {
         let mut env = stack.service_env(0);
+        env.retain(|key, _| {
+            !key.starts_with("USER_OTP_SEND_")
+                && !key.starts_with("USER_OTP_PUMPING_")
+                && !key.starts_with("USER_OTP_VALIDATE_")
+        });
+        Self::start_with(stack, Membership::Static, env)
+    }
+
+    fn start_with(
+        stack: &Stack,
+        membership: Membership,
+        mut env: HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
         if membership == Membership::Static {
             env.insert("USER_OTP_KAFKA_GROUP_INSTANCE_ID".into(), unique("worker"));
         }
@@ -291,6 +316,40 @@ async fn user_outage(
     faults(0.0, 0, 0).await?.error_for_status()?;
     let crashes = worker.stop()?;
     Ok((audit(&stack, &ids).await?, crashes))
+}
+
+async fn flood_one_number(
+    local: &Local,
+    user_host: &str,
+    quick: bool,
+) -> anyhow::Result<(Audit, usize)> {
+    let (flood, others) = if quick { (5_000, 1_000) } else { (20_000, 5_000) };
+    let stack = Stack::create(local, user_host, 3).await?;
+    let mobile = "9555500000";
+    let mut events: Vec<Event> = (0..flood)
+        .map(|i| Event {
+            key: format!("pb:{mobile}"),
+            payload: json!({"RequestInfo": {"apiId": "bench"},
+                "otp": {"mobileNumber": mobile, "tenantId": "pb.amritsar", "type": "register"}})
+            .to_string()
+            .into_bytes(),
+            request_id: format!("flood-{i}"),
+        })
+        .collect();
+    events.extend(requests(others, "flood-others"));
+    kafka_io::preload(&local.kafka, &stack.request_topic, &events).await?;
+    let ids: Vec<String> = events.into_iter().map(|e| e.request_id).collect();
+    let started = Instant::now();
+    let mut worker = Worker::start_with_default_limits(&stack)?;
+    wait_served(&stack, &mut worker, ids.len() as i64).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let crashes = worker.stop()?;
+    let audit = audit(&stack, &ids).await?;
+    println!(
+        "drill flood-one-number: {flood} requests for one number and {others} for others served in {seconds:.1} s, {} SMS",
+        audit.sms
+    );
+    Ok((audit, crashes))
 }
 
 async fn fuzz(local: &Local, user_host: &str, quick: bool) -> anyhow::Result<(Audit, usize)> {
