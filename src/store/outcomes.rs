@@ -346,29 +346,50 @@ impl OtpStore {
         self.close_pending(keys, Outcome::Sent).await
     }
 
-    /// Gives a pending request's code a fresh hash in place (its SMS never reached the broker),
-    /// valid for `valid_for` from now (PostgreSQL's clock).
+    /// Claims the pending request `key` for recovery and gives its code `code_id` a fresh hash
+    /// in place (its SMS never reached the broker), valid for `valid_for` from now
+    /// (PostgreSQL's clock). `read_age` is the pending outcome's age as this run read it: the
+    /// claim is a compare-and-set on it (`sql/replace_code.sql`), and restarts that age, so
+    /// one run at a time recovers a request (a copy of it under another message key, in another
+    /// batch, then waits out the pending grace).
+    ///
+    /// Returns `true` when this run claimed it, `false` when another run claimed or recorded it
+    /// since (or it is no longer pending): then nothing is changed and nothing must be sent.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn replace_code(
         &self,
+        key: &RequestKey,
         code_id: Uuid,
         key_id: &str,
         hash: &[u8],
         valid_for: Duration,
-    ) -> Result<(), StoreError> {
+        read_age: Duration,
+    ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(include_str!("sql/replace_code.sql"))
             .await?;
-        client
-            .execute(
+        // The age was read rounded to the millisecond: one less keeps an untouched row claimable.
+        let read_age_s = read_age
+            .saturating_sub(Duration::from_millis(1))
+            .as_secs_f64();
+        let row = client
+            .query_one(
                 &statement,
-                &[&code_id, &hash, &key_id, &valid_for.as_secs_f64()],
+                &[
+                    &code_id,
+                    &hash,
+                    &key_id,
+                    &valid_for.as_secs_f64(),
+                    &key.0,
+                    &key.1,
+                    &read_age_s,
+                ],
             )
             .await?;
-        Ok(())
+        Ok(row.try_get::<_, i64>(0)? == 1)
     }
 }
 

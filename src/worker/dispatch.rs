@@ -228,7 +228,7 @@ impl Dispatcher {
             Err(_) => {
                 tracing::warn!(
                     events = events.len(),
-                    "batch cancelled: a partition of it was revoked; the new owner serves those events, the others are served again after the pending grace"
+                    "batch cancelled (a partition of it was revoked, or an SMS was not acknowledged within its send window); the new owner serves the revoked events, the others are served again after the pending grace"
                 );
                 // What the interrupted batch handed to the producer may still be delivered:
                 // every event keeps its key as long as another worker's would (`ready_again`

@@ -33,7 +33,10 @@
 //! (a batch may take several, in order); events of different keys, from one partition or many,
 //! run concurrently; a slow key (egov-user without an answer for it within the look-up budget,
 //! another worker's pending request in its grace) is deferred and delays only the events behind
-//! it.
+//! it, as long as they fit in its partition's share of the in-flight bound. A key whose backlog
+//! fills that share while egov-user has no answer for it pauses its partition (memory stays
+//! bounded) until egov-user answers or the events pass a code's validity and are recorded
+//! `stale`: at most `USER_OTP_CODE_TTL_SECONDS` (600 s).
 //!
 //! Shutdown: fetching stops at once; the batches in progress get [`SHUTDOWN_GRACE`] to finish,
 //! then their remaining retries are abandoned (their events are redelivered later); finished work

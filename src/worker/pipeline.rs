@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::batch::{lookup_budget, pending_grace};
+use super::batch::{lookup_budget, pending_grace, sms_send_window};
 use super::pumping::PumpingCheck;
 use crate::config::Settings;
 use crate::domain::abuse::country::CountryAllowList;
@@ -72,6 +72,9 @@ pub(crate) struct Pipeline {
     /// How long another worker's pending request (or this worker's interrupted one) may still
     /// be in flight: [`pending_grace`] of the send timeout.
     pub(crate) pending_grace: Duration,
+    /// How long after a batch starts recording it may still hand an SMS to the producer:
+    /// [`sms_send_window`] of the send timeout.
+    pub(crate) sms_send_window: Duration,
     /// The longest a produce may wait for the broker's acknowledgement
     /// (`USER_OTP_KAFKA_SEND_TIMEOUT_MS`).
     pub(crate) send_timeout: Duration,
@@ -128,6 +131,7 @@ impl Pipeline {
             allowed_country_codes: settings.abuse.allowed_country_codes.clone(),
             email_enabled: settings.otp.email_enabled,
             pending_grace: pending_grace(settings.kafka.send_timeout),
+            sms_send_window: sms_send_window(settings.kafka.send_timeout),
             send_timeout: settings.kafka.send_timeout,
             lookup_budget,
             started: Instant::now(),

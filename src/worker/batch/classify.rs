@@ -56,6 +56,17 @@ pub(crate) fn pending_grace(send_timeout: Duration) -> Duration {
     (send_timeout + PENDING_GRACE_MARGIN).max(MIN_PENDING_GRACE)
 }
 
+/// How long after a batch starts recording its outcomes it may still hand an SMS to the
+/// producer, given `send_timeout`: the [`pending_grace`] less the send timeout (librdkafka's
+/// `message.timeout.ms`, the longest a handed-over SMS may still be delivered) and 1 s. Every SMS
+/// a run produced has then been delivered or failed before another run (or this one, a copy
+/// under another message key) may recover its request, so a recovery's scan of the SMS topic
+/// sees it and no second code goes out. 4 s with the default 5 s send timeout; past it the
+/// batch stops, its events wait out the grace and are recovered.
+pub(crate) fn sms_send_window(send_timeout: Duration) -> Duration {
+    pending_grace(send_timeout).saturating_sub(send_timeout + Duration::from_secs(1))
+}
+
 /// A parsed request and the event it came in.
 pub(super) struct Request<'a> {
     pub event: &'a Incoming,

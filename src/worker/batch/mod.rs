@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use classify::pending_grace;
+pub(crate) use classify::{pending_grace, sms_send_window};
 pub(crate) use look_up::lookup_budget;
 
 use super::incoming::Incoming;
@@ -128,11 +128,14 @@ impl Pipeline {
         timings.look_up_ms = clock.lap();
         let mut plan = plan::plan(looked, self);
         timings.plan_ms = clock.lap();
+        // Every SMS this batch produces is handed over within its window from here, before
+        // the outcomes that make other runs wait for it are recorded.
+        let send_by = Instant::now() + self.sms_send_window;
         self.record_outcomes(&mut plan, cancel).await?;
         timings.record_ms = clock.lap();
         let (acknowledged_earlier, recovered) = self.recover(&mut plan, cancel).await?;
         timings.recover_ms = clock.lap();
-        self.notify(&plan, cancel).await?;
+        self.notify(&plan, send_by, cancel).await?;
         let mut sent: Vec<_> = plan.deliveries.iter().map(|d| d.request.key()).collect();
         let sent_now = sent.len();
         sent.extend(acknowledged_earlier);

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -36,29 +36,34 @@ use crate::worker::sent_scan::{SentScan, CODE_ID_HEADER, SENT_SCAN_TIMEOUT};
 
 impl Pipeline {
     /// Emits the events of `plan` (deliveries and dead letters) and waits for every
-    /// acknowledgement; returns how many SMS were sent.
+    /// acknowledgement. No SMS is handed to the producer after its window's end: `send_by`
+    /// (the batch's [`sms_send_window`](super::sms_send_window) from its record step), or for a
+    /// recovered request its own from its claim ([`Delivery::send_by`](super::plan::Delivery)).
     ///
     /// # Errors
-    /// [`Cancelled`] when `cancel` fires first.
+    /// [`Cancelled`] when `cancel` fires first, or when an SMS is not acknowledged by `send_by`
+    /// (its request is then recovered after the pending grace).
     pub(super) async fn notify(
         &self,
         plan: &Plan<'_>,
+        send_by: Instant,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
         let sms_expires_at = SystemTime::now() + self.sms_expiry;
         let step_started = unix_ms(SystemTime::now());
-        let events: Vec<(Outgoing<'static>, Uuid)> = plan
+        let events: Vec<(Outgoing<'static>, Uuid, Instant)> = plan
             .deliveries
             .iter()
             .flat_map(|delivery| {
+                let by = delivery.send_by.unwrap_or(send_by);
                 self.events_for(delivery, sms_expires_at)
                     .into_iter()
-                    .map(|event| (event, delivery.code_id))
+                    .map(move |event| (event, delivery.code_id, by))
             })
             .collect();
         let sends = events
             .iter()
-            .map(|(event, code_id)| self.deliver(event, *code_id, step_started, cancel));
+            .map(|(event, code_id, by)| self.deliver(event, *code_id, step_started, *by, cancel));
         let dead_letter_sends = plan
             .dead_letters
             .iter()
@@ -115,7 +120,42 @@ impl Pipeline {
     /// (under 2 KB in all), so it is a topic misconfigured for every SMS (e.g. a tiny
     /// `max.message.bytes`) and is retried, logged at error level, never dead-lettered. An email
     /// event refused that way is dropped with an error log (the SMS went).
+    ///
+    /// An SMS is retried only until `send_by`: a later attempt could still be delivered after
+    /// another run recovered its request and sent a fresh code (two SMS, the first with a dead
+    /// code), so the batch stops there and its requests are recovered after the pending grace.
     async fn deliver(
+        &self,
+        event: &Outgoing<'_>,
+        code_id: Uuid,
+        since_ms: i64,
+        send_by: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        if event.topic != self.topics.sms {
+            return self
+                .deliver_until_done(event, code_id, since_ms, cancel)
+                .await;
+        }
+        match tokio::time::timeout_at(
+            send_by.into(),
+            self.deliver_until_done(event, code_id, since_ms, cancel),
+        )
+        .await
+        {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::warn!(
+                    %code_id,
+                    "SMS not acknowledged within the send window; the batch stops and its requests are recovered after the pending grace"
+                );
+                Err(Cancelled { attempts: 0 })
+            }
+        }
+    }
+
+    /// [`deliver`](Self::deliver) without the send window.
+    async fn deliver_until_done(
         &self,
         event: &Outgoing<'_>,
         code_id: Uuid,

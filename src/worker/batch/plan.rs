@@ -15,7 +15,7 @@
 //! events are the [`Planner`]'s answers, so the unit tests below pin every branch.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -54,6 +54,9 @@ pub(super) struct Delivery<'a> {
     pub plan: SendPlan,
     pub code_id: Uuid,
     pub code: OtpCode,
+    /// For a recovered request, the end of its SMS send window (counted from its claim, set by
+    /// the recover step); `None`: the batch's window (counted from the record step).
+    pub send_by: Option<Instant>,
 }
 
 /// A pending request to send again, if its SMS never reached the broker.
@@ -139,6 +142,7 @@ pub(super) fn plan<'a>(looked: Vec<Looked<'a>>, planner: &impl Planner) -> Plan<
                             plan: send,
                             code_id: pending.code_id,
                             code,
+                            send_by: None,
                         };
                         plan.recoveries.push(Recovery {
                             delivery,
@@ -238,6 +242,7 @@ fn serve<'a>(
         plan: send,
         code_id,
         code,
+        send_by: None,
     });
 }
 

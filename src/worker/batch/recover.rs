@@ -5,10 +5,12 @@
 //! outcome's time (minus a slack for clock skew). Found: the SMS went; the request is only
 //! marked sent. Not found: the code is replaced in place (a fresh code under the same id, so
 //! the one that may sit in an undelivered SMS stops working) and the request joins the batch's
-//! deliveries. Pending requests past their code's validity are closed as `expired`, those that
+//! deliveries. Replacing is a claim (a compare-and-set on the pending outcome's age, which it
+//! restarts): of two runs recovering one request at once (copies under different message keys),
+//! one sends and the other counts its copy as served. Pending requests past their code's validity are closed as `expired`, those that
 //! would now go elsewhere as `abandoned`; neither sends anything.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -52,23 +54,41 @@ impl Pipeline {
                     scan.lock().await.run(SENT_SCAN_TIMEOUT).await
                 })
                 .await?;
+            // Before any claim: each claimed request's SMS window counts from no later than
+            // its claim, which restarts its pending age.
+            let send_by = Instant::now() + self.sms_send_window;
             for recovery in recoveries {
-                let delivery = recovery.delivery;
+                let mut delivery = recovery.delivery;
+                delivery.send_by = Some(send_by);
                 if already_sent.contains(&delivery.code_id) {
                     acknowledged_earlier.push(delivery.request.key());
                     continue;
                 }
                 let hash = self.hasher.hash(&delivery.code_id, delivery.code.as_str());
-                until_done(&self.retry_policy, "replace a pending code", cancel, || {
-                    self.store.replace_code(
-                        delivery.code_id,
-                        self.hasher.key_id(),
-                        &hash,
-                        self.code_ttl,
-                    )
-                })
-                .await?;
-                plan.deliveries.push(delivery);
+                let key = delivery.request.key();
+                let claimed =
+                    until_done(&self.retry_policy, "replace a pending code", cancel, || {
+                        self.store.replace_code(
+                            &key,
+                            delivery.code_id,
+                            self.hasher.key_id(),
+                            &hash,
+                            self.code_ttl,
+                            recovery.age,
+                        )
+                    })
+                    .await?;
+                if claimed {
+                    plan.deliveries.push(delivery);
+                } else {
+                    // Another run (a copy under another message key) recovers it right now:
+                    // that run's event carries it through; this copy is served.
+                    tracing::info!(
+                        request_id = ?delivery.request.event.request_id,
+                        "pending request claimed by another run first; not sent again"
+                    );
+                    plan.tally.already_served += 1;
+                }
             }
         }
         for (keys, closed) in [

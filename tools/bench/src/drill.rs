@@ -323,7 +323,11 @@ async fn flood_one_number(
     user_host: &str,
     quick: bool,
 ) -> anyhow::Result<(Audit, usize)> {
-    let (flood, others) = if quick { (5_000, 1_000) } else { (20_000, 5_000) };
+    let (flood, others) = if quick {
+        (5_000, 1_000)
+    } else {
+        (20_000, 5_000)
+    };
     let stack = Stack::create(local, user_host, 3).await?;
     let mobile = "9555500000";
     let mut events: Vec<Event> = (0..flood)
