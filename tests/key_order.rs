@@ -12,19 +12,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-/// The outcome recorded for caller request id `id` now (`None`: nothing yet).
-async fn outcome_now(stack: &Stack, id: &str) -> Option<String> {
-    stack
-        .db
-        .query_opt(
-            "SELECT outcome FROM otp_request_outcome WHERE request_id = $1",
-            &[&format!("caller:{id}")],
-        )
-        .await
-        .expect("query")
-        .map(|row| row.get(0))
-}
-
 /// The worker group's committed offset of partition 0 of the request topic (`None`: none yet).
 fn committed_offset(stack: &Stack) -> Option<i64> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -64,13 +51,9 @@ async fn a_stuck_key_holds_back_only_its_own_later_events_and_the_committed_offs
     for i in 1..=3 {
         stack.sms_for(&format!("other-{i}")).await;
     }
+    assert_eq!(stack.outcome_now("stuck").await, None, "still at egov-user");
     assert_eq!(
-        outcome_now(&stack, "stuck").await,
-        None,
-        "still at egov-user"
-    );
-    assert_eq!(
-        outcome_now(&stack, "same-key-later").await,
+        stack.outcome_now("same-key-later").await,
         None,
         "a key's later event never overtakes its earlier one"
     );
@@ -116,7 +99,7 @@ async fn another_workers_pending_request_delays_only_its_own_key() {
     let worker = stack.spawn_worker();
     stack.sms_for("next-key").await;
     assert_eq!(
-        outcome_now(&stack, "foreign").await.as_deref(),
+        stack.outcome_now("foreign").await.as_deref(),
         Some("sms_pending"),
         "the other key was served while the foreign request waits out its grace"
     );
@@ -176,7 +159,7 @@ async fn users_egov_user_cannot_answer_for_hold_back_neither_their_batch_nor_the
     }
     for i in 0..14 {
         assert_eq!(
-            outcome_now(&stack, &format!("stuck-{i}")).await,
+            stack.outcome_now(&format!("stuck-{i}")).await,
             None,
             "deferred, not decided without egov-user"
         );
@@ -213,7 +196,7 @@ async fn a_pending_request_this_process_recorded_waits_out_the_grace_before_reco
         .await;
     stack.sms_for("next-key").await;
     assert_eq!(
-        outcome_now(&stack, "copy").await.as_deref(),
+        stack.outcome_now("copy").await.as_deref(),
         Some("sms_pending"),
         "not recovered while this process may still be sending it"
     );

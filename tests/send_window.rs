@@ -16,18 +16,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-async fn outcome_now(stack: &Stack, id: &str) -> Option<String> {
-    stack
-        .db
-        .query_opt(
-            "SELECT outcome FROM otp_request_outcome WHERE request_id = $1",
-            &[&format!("caller:{id}")],
-        )
-        .await
-        .expect("query")
-        .map(|row| row.get(0))
-}
-
 /// The SMS topic refuses every event (a tiny `max.message.bytes`, retried as systemic) for 18 s
 /// after the request is recorded; 12 s in, past the 10 s grace, a copy of the request arrives
 /// under no message key. When the topic accepts events again, exactly one SMS has gone out
@@ -113,7 +101,7 @@ async fn retried_send(copy: bool) -> Vec<String> {
         )
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while outcome_now(&stack, "dup").await.is_none() {
+    while stack.outcome_now("dup").await.is_none() {
         assert!(Instant::now() < deadline, "never recorded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

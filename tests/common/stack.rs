@@ -416,6 +416,19 @@ impl Stack {
         .into_bytes()
     }
 
+    /// The outcome recorded now for the request whose `x-request-id` was `request_id`
+    /// (`None`: nothing yet; `sms_pending` included).
+    pub async fn outcome_now(&self, request_id: &str) -> Option<String> {
+        self.db
+            .query_opt(
+                "SELECT outcome FROM otp_request_outcome WHERE request_id = $1",
+                &[&format!("caller:{request_id}")],
+            )
+            .await
+            .expect("query")
+            .map(|row| row.get(0))
+    }
+
     /// The recorded outcome of the request whose `x-request-id` was `request_id` (the worker
     /// keys it as `caller:<id>`), waiting up to 30 s for it to be final. With several requests
     /// under that id (other fingerprints), the newest.
