@@ -2,7 +2,7 @@
 //! grace and a copy of the request (same request id and body, another message key, so another
 //! batch) arrives meanwhile. A batch hands an SMS to the producer only within its send window
 //! (`batch::sms_send_window`, 4 s by default), so by the end of the grace everything it produced
-//! is delivered or failed; a recovery claims the pending request (compare-and-set on its age,
+//! is delivered or failed; a recovery claims the pending request (compare-and-set on its recording time,
 //! which it restarts), so two runs never recover it at once. Real broker and PostgreSQL.
 
 mod common;

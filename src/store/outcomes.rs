@@ -87,6 +87,9 @@ pub struct ExistingOutcome {
     pub code_id: Option<Uuid>,
     /// How long ago it was recorded (PostgreSQL's clock).
     pub age: Duration,
+    /// When it was recorded (or last claimed by a recovery), exactly as stored: what
+    /// [`OtpStore::replace_code`] compares.
+    pub recorded_at: SystemTime,
     /// The worker process that recorded it.
     pub worker_id: Option<String>,
     /// Where the SMS of its code goes (the code's identity), when it has a code.
@@ -198,6 +201,9 @@ impl OtpStore {
                     age: Duration::from_millis(
                         u64::try_from(row.get::<_, Option<i64>>(5).unwrap_or(0)).unwrap_or(0),
                     ),
+                    recorded_at: row
+                        .get::<_, Option<SystemTime>>(10)
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
                     worker_id: row.get(6),
                     code_identity: row.get(7),
                     code_expired: row.get::<_, Option<bool>>(8).unwrap_or(false),
@@ -348,13 +354,16 @@ impl OtpStore {
 
     /// Claims the pending request `key` for recovery and gives its code `code_id` a fresh hash
     /// in place (its SMS never reached the broker), valid for `valid_for` from now
-    /// (PostgreSQL's clock). `read_age` is the pending outcome's age as this run read it: the
-    /// claim is a compare-and-set on it (`sql/replace_code.sql`), and restarts that age, so
-    /// one run at a time recovers a request (a copy of it under another message key, in another
-    /// batch, then waits out the pending grace).
+    /// (PostgreSQL's clock). `read_recorded_at` is the pending outcome's
+    /// [`ExistingOutcome::recorded_at`] as this run read it: the claim is a compare-and-set on
+    /// it (`sql/replace_code.sql`) and restarts the outcome's age, so one run at a time recovers
+    /// a request (a copy of it under another message key, in another batch, then waits out the
+    /// pending grace). Safe to retry: an attempt whose answer was lost left this run's `hash`,
+    /// by which the retry knows the claim is its own.
     ///
-    /// Returns `true` when this run claimed it, `false` when another run claimed or recorded it
-    /// since (or it is no longer pending): then nothing is changed and nothing must be sent.
+    /// Returns `true` when this run holds the claim, `false` when another run claimed or
+    /// recorded it since (or it is no longer pending): then nothing is changed and nothing must
+    /// be sent.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -365,16 +374,12 @@ impl OtpStore {
         key_id: &str,
         hash: &[u8],
         valid_for: Duration,
-        read_age: Duration,
+        read_recorded_at: SystemTime,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(include_str!("sql/replace_code.sql"))
             .await?;
-        // The age was read rounded to the millisecond: one less keeps an untouched row claimable.
-        let read_age_s = read_age
-            .saturating_sub(Duration::from_millis(1))
-            .as_secs_f64();
         let row = client
             .query_one(
                 &statement,
@@ -385,11 +390,11 @@ impl OtpStore {
                     &valid_for.as_secs_f64(),
                     &key.0,
                     &key.1,
-                    &read_age_s,
+                    &read_recorded_at,
                 ],
             )
             .await?;
-        Ok(row.try_get::<_, i64>(0)? == 1)
+        Ok(row.try_get::<_, i64>(0)? > 0)
     }
 }
 

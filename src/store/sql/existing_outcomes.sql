@@ -17,7 +17,7 @@
 SELECT k.request_id, k.fingerprint, o.fingerprint, o.outcome, o.code_id,
        (extract(epoch FROM now() - o.created_at) * 1000)::bigint AS age_ms,
        o.worker_id, c.identity, c.expires_at <= now() AS code_expired,
-       other.found IS NOT NULL AS reused
+       other.found IS NOT NULL AS reused, o.created_at
 FROM unnest($1::text[], $2::bytea[]) AS k (request_id, fingerprint)
 LEFT JOIN LATERAL (
     SELECT fingerprint, outcome, code_id, created_at, worker_id FROM otp_request_outcome

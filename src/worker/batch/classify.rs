@@ -86,6 +86,8 @@ pub(super) struct Pending {
     pub code_id: Uuid,
     /// How long ago it was recorded.
     pub age: Duration,
+    /// When it was recorded, as stored (the recovery's claim compares it).
+    pub recorded_at: SystemTime,
     /// Where its stored code's SMS goes: recovery sends nowhere else.
     pub code_identity: Option<String>,
 }
@@ -184,6 +186,7 @@ impl Pipeline {
                     Pending {
                         code_id,
                         age: found.age,
+                        recorded_at: found.recorded_at,
                         code_identity: found.code_identity.clone(),
                     },
                 ),

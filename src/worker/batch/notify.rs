@@ -134,12 +134,12 @@ impl Pipeline {
     ) -> Result<(), Cancelled> {
         if event.topic != self.topics.sms {
             return self
-                .deliver_until_done(event, code_id, since_ms, cancel)
+                .deliver_until_done(event, code_id, since_ms, None, cancel)
                 .await;
         }
         match tokio::time::timeout_at(
             send_by.into(),
-            self.deliver_until_done(event, code_id, since_ms, cancel),
+            self.deliver_until_done(event, code_id, since_ms, Some(send_by), cancel),
         )
         .await
         {
@@ -154,17 +154,27 @@ impl Pipeline {
         }
     }
 
-    /// [`deliver`](Self::deliver) without the send window.
+    /// [`deliver`](Self::deliver)'s retry loop. With `send_by`, no attempt hands the event to
+    /// the producer once it has passed: the attempt waits for ever instead, so the caller's
+    /// timer at `send_by` ends the loop (a timer alone would let the first attempt polled after
+    /// it enqueue the event).
     async fn deliver_until_done(
         &self,
         event: &Outgoing<'_>,
         code_id: Uuid,
         since_ms: i64,
+        send_by: Option<Instant>,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
         let is_sms = event.topic == self.topics.sms;
+        let send = || async move {
+            if send_by.is_some_and(|by| Instant::now() >= by) {
+                std::future::pending::<()>().await;
+            }
+            event.send(&self.producer).await
+        };
         // The first attempt, on its own: the common case allocates nothing for the retries.
-        let maybe_written = match event.send(&self.producer).await {
+        let maybe_written = match send().await {
             Ok(()) => return Ok(()),
             Err(error) if !is_sms && error.kind() == FailureKind::Poison => {
                 tracing::error!(%error, "the broker refused an email event; the SMS went");
@@ -196,7 +206,7 @@ impl Pipeline {
                 }
                 *scan = new_scan();
             }
-            let sent = event.send(&self.producer).await;
+            let sent = send().await;
             if is_sms && sent.as_ref().is_err_and(ProduceError::maybe_written) {
                 maybe_written.store(true, std::sync::atomic::Ordering::Relaxed);
             }

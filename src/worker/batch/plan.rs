@@ -15,7 +15,7 @@
 //! events are the [`Planner`]'s answers, so the unit tests below pin every branch.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
@@ -65,6 +65,8 @@ pub(super) struct Recovery<'a> {
     pub delivery: Delivery<'a>,
     /// How long ago the pending outcome was recorded (how far back to scan the SMS topic).
     pub age: Duration,
+    /// When the pending outcome was recorded, as stored (the recover step's claim compares it).
+    pub recorded_at: SystemTime,
 }
 
 /// How many events of the batch ended where, without a send.
@@ -147,6 +149,7 @@ pub(super) fn plan<'a>(looked: Vec<Looked<'a>>, planner: &impl Planner) -> Plan<
                         plan.recoveries.push(Recovery {
                             delivery,
                             age: pending.age,
+                            recorded_at: pending.recorded_at,
                         });
                     }
                     _ => {

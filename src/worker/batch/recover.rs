@@ -5,8 +5,8 @@
 //! outcome's time (minus a slack for clock skew). Found: the SMS went; the request is only
 //! marked sent. Not found: the code is replaced in place (a fresh code under the same id, so
 //! the one that may sit in an undelivered SMS stops working) and the request joins the batch's
-//! deliveries. Replacing is a claim (a compare-and-set on the pending outcome's age, which it
-//! restarts): of two runs recovering one request at once (copies under different message keys),
+//! deliveries. Replacing is a claim (a compare-and-set on the pending outcome's recording time,
+//! which it restarts): of two runs recovering one request at once (copies under different message keys),
 //! one sends and the other counts its copy as served. Pending requests past their code's validity are closed as `expired`, those that
 //! would now go elsewhere as `abandoned`; neither sends anything.
 
@@ -54,12 +54,11 @@ impl Pipeline {
                     scan.lock().await.run(SENT_SCAN_TIMEOUT).await
                 })
                 .await?;
-            // Before any claim: each claimed request's SMS window counts from no later than
-            // its claim, which restarts its pending age.
-            let send_by = Instant::now() + self.sms_send_window;
             for recovery in recoveries {
                 let mut delivery = recovery.delivery;
-                delivery.send_by = Some(send_by);
+                // Taken before its claim, which restarts its pending age: its SMS window
+                // counts from no later than that.
+                delivery.send_by = Some(Instant::now() + self.sms_send_window);
                 if already_sent.contains(&delivery.code_id) {
                     acknowledged_earlier.push(delivery.request.key());
                     continue;
@@ -74,7 +73,7 @@ impl Pipeline {
                             self.hasher.key_id(),
                             &hash,
                             self.code_ttl,
-                            recovery.age,
+                            recovery.recorded_at,
                         )
                     })
                     .await?;

@@ -236,6 +236,7 @@ fn a_pending_request_is_recovered_only_to_the_identity_stored_with_its_code() {
     let pending = |identity: &str| Pending {
         code_id: Uuid::from_u128(42),
         age: Duration::from_secs(20),
+        recorded_at: std::time::SystemTime::UNIX_EPOCH,
         code_identity: Some(identity.into()),
     };
     let plan = plan(
