@@ -38,6 +38,7 @@ pub const REQUEST_TOPIC: Key = own("USER_OTP_REQUEST_TOPIC");
 pub const SMS_TOPIC: Key = digit("USER_OTP_SMS_TOPIC", "SMS_TOPIC");
 pub const EMAIL_TOPIC: Key = digit("USER_OTP_EMAIL_TOPIC", "EMAIL_TOPIC");
 pub const DEAD_LETTER_TOPIC: Key = own("USER_OTP_DEAD_LETTER_TOPIC");
+pub const OUTCOME_TOPIC: Key = own("USER_OTP_OUTCOME_TOPIC");
 pub const USER_HOST: Key = digit("USER_OTP_USER_HOST", "USER_HOST");
 pub const SEARCH_USER_URL: Key = digit("USER_OTP_SEARCH_USER_URL", "SEARCH_USER_URL");
 pub const SMS_EXPIRY_MS: Key = digit("USER_OTP_SMS_EXPIRY_MS", "EXPIRY_TIME_FOR_OTP");

@@ -58,6 +58,9 @@ pub struct KafkaSettings {
     pub sms_topic: String,
     pub email_topic: String,
     pub dead_letter_topic: String,
+    /// One event per request and per validation: what became of it
+    /// (`schemas/outcome-event.schema.json`).
+    pub outcome_topic: String,
     /// The worker's consumer group.
     pub consumer_group: String,
     /// Static group membership (`group.instance.id`): a restarted worker with the same id takes
@@ -205,6 +208,7 @@ impl Settings {
                 sms_topic: read.topic(keys::SMS_TOPIC)?,
                 email_topic: read.topic(keys::EMAIL_TOPIC)?,
                 dead_letter_topic: read.topic(keys::DEAD_LETTER_TOPIC)?,
+                outcome_topic: read.topic(keys::OUTCOME_TOPIC)?,
                 consumer_group: read.text(keys::CONSUMER_GROUP)?,
                 group_instance_id: read.optional(keys::GROUP_INSTANCE_ID),
                 worker_batch_size: read.number(keys::WORKER_BATCH_SIZE, 1..=10_000)?,

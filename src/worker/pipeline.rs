@@ -29,6 +29,8 @@ pub(crate) struct Topics {
     /// Request events that cannot be served, with the reason in headers
     /// (`USER_OTP_DEAD_LETTER_TOPIC`).
     pub(crate) dead_letter: String,
+    /// One event per request that reached an outcome (`USER_OTP_OUTCOME_TOPIC`).
+    pub(crate) outcome: String,
 }
 
 /// Everything a batch needs; built once per worker.
@@ -111,6 +113,7 @@ impl Pipeline {
                 sms: settings.kafka.sms_topic.clone(),
                 email: settings.kafka.email_topic.clone(),
                 dead_letter: settings.kafka.dead_letter_topic.clone(),
+                outcome: settings.kafka.outcome_topic.clone(),
             },
             code_length: settings.otp.code_length,
             code_ttl: settings.otp.code_ttl,

@@ -21,6 +21,7 @@ pub struct Topics {
     pub sms: String,
     pub email: String,
     pub dead_letter: String,
+    pub outcome: String,
 }
 
 pub struct Stack {
@@ -56,12 +57,14 @@ impl Stack {
             sms: unique_name("otp-sms"),
             email: unique_name("otp-email"),
             dead_letter: unique_name("otp-dlq"),
+            outcome: unique_name("otp-outcome"),
         };
         for topic in [
             &topics.request,
             &topics.sms,
             &topics.email,
             &topics.dead_letter,
+            &topics.outcome,
         ] {
             create_topic(topic).await;
         }
@@ -74,6 +77,7 @@ impl Stack {
             ("USER_OTP_SMS_TOPIC", &topics.sms),
             ("USER_OTP_EMAIL_TOPIC", &topics.email),
             ("USER_OTP_DEAD_LETTER_TOPIC", &topics.dead_letter),
+            ("USER_OTP_OUTCOME_TOPIC", &topics.outcome),
             ("USER_OTP_DATABASE_URL", &url),
         ];
         let user_host = users.uri();
@@ -304,6 +308,20 @@ impl Stack {
                 && header(m, "x-dead-letter-source-offset") == Some(offset.to_string())
         })
         .await
+    }
+
+    /// The outcome event of `subject` (`request` or `validation`) whose `requestId` is
+    /// `request_id` as the worker keys it (e.g. `caller:req-1`), checked against
+    /// `schemas/outcome-event.schema.json` (waits up to 30 s).
+    pub async fn outcome_event(&self, subject: &str, request_id: &str) -> Value {
+        let message = wait_for_event(&self.topics.outcome, request_id, |m| {
+            let value = payload_json(m);
+            value["subject"] == subject && value["requestId"] == request_id
+        })
+        .await;
+        let value = payload_json(&message);
+        assert_matches_schema("outcome-event.schema.json", &value);
+        value
     }
 
     /// The dead letter whose `x-request-id` header is `id` (waits up to 30 s).

@@ -3,7 +3,8 @@
 //! Each event is parsed (or dead-lettered with the reason) and keyed by (request id,
 //! fingerprint) ([`crate::domain::request_id`]). The outcomes already recorded for its request
 //! id decide the rest:
-//! - the same key recorded and final: a redelivery, skipped;
+//! - the same key recorded and final: a redelivery, sending nothing again (its outcome is
+//!   announced again, marked redelivered);
 //! - the same key recorded as `sms_pending` (a run that did not finish): recovered, unless its
 //!   code's validity has passed (then closed as `expired`, never resent);
 //! - only other fingerprints recorded under the id: another request reusing the id; logged as a
@@ -96,8 +97,11 @@ pub(super) struct Pending {
 pub(super) enum Work<'a> {
     /// Unreadable or refused by a rule: to the dead-letter topic with the verdict.
     DeadLetter(&'a Incoming, Verdict),
-    /// Recorded and final already (a redelivery), or a second copy within the batch.
+    /// A second copy within the batch (the first one serves it).
     AlreadyServed,
+    /// Recorded and final already (a redelivery, a replay): nothing is sent; its outcome is
+    /// announced again.
+    Redelivered(Request<'a>, Outcome),
     /// Older than a code's validity: recorded `stale`, nothing sent.
     Stale(Request<'a>),
     /// New: look the user up, decide, send.
@@ -190,7 +194,8 @@ impl Pipeline {
                         code_identity: found.code_identity.clone(),
                     },
                 ),
-                _ => Work::AlreadyServed,
+                (Outcome::SmsPending, None) => Work::AlreadyServed,
+                (outcome, _) => Work::Redelivered(request, outcome),
             };
         }
         if recorded.is_some_and(|r| r.reused) {

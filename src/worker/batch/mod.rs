@@ -1,4 +1,4 @@
-//! One batch of request events, end to end, in six steps, one file each, in this order:
+//! One batch of request events, end to end, in seven steps, one file each, in this order:
 //!
 //! 1. [`classify`]: parse each event, key it by (request id, fingerprint) and read what is
 //!    recorded for it: serve, recover, skip (already served), record `stale`, close `expired`,
@@ -13,6 +13,8 @@
 //! 5. [`recover`]: pending requests of an unfinished run: sent again only if their SMS never
 //!    reached the broker; expired and abandoned ones closed;
 //! 6. [`notify`]: SMS, email and dead-letter events all in flight at once, each until
+//!    acknowledged;
+//! 7. [`announce`]: one outcome event per event that reached an outcome, each until
 //!    acknowledged; then the SMS are marked sent.
 //!
 //! Only when [`Pipeline::process`] returns `Ok` may the batch's offsets count as finished
@@ -34,6 +36,7 @@
 //! that cannot be served now never holds back the rest of its batch.
 
 mod alone;
+mod announce;
 mod classify;
 mod look_up;
 mod notify;
@@ -61,8 +64,10 @@ pub(crate) struct StepTimings {
     pub plan_ms: u32,
     pub record_ms: u32,
     pub recover_ms: u32,
-    /// Emitting every event until acknowledged, and marking the SMS sent.
+    /// Emitting every SMS, email and dead-letter event until acknowledged.
     pub notify_ms: u32,
+    /// Emitting every outcome event until acknowledged, and marking the SMS sent.
+    pub announce_ms: u32,
 }
 
 /// What a batch did, for logs, tests and the dispatcher (its deferred events).
@@ -136,11 +141,13 @@ impl Pipeline {
         let (acknowledged_earlier, recovered) = self.recover(&mut plan, cancel).await?;
         timings.recover_ms = clock.lap();
         self.notify(&plan, send_by, cancel).await?;
+        timings.notify_ms = clock.lap();
+        self.announce(&plan, &acknowledged_earlier, cancel).await?;
         let mut sent: Vec<_> = plan.deliveries.iter().map(|d| d.request.key()).collect();
         let sent_now = sent.len();
         sent.extend(acknowledged_earlier);
         self.mark_sent(&sent, cancel).await?;
-        timings.notify_ms = clock.lap();
+        timings.announce_ms = clock.lap();
         Ok(BatchSummary {
             sent: sent_now,
             refused: plan.tally.refused,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
+use super::announce::Facts;
 use super::classify::{Request, Work};
 use super::look_up::Looked;
 use crate::domain::abuse::country::NOT_ALLOWED_CODE;
@@ -96,6 +97,13 @@ pub(super) struct Plan<'a> {
     pub expired: Vec<RequestKey>,
     /// Pending requests that would now go elsewhere (or be refused): to close as `abandoned`.
     pub abandoned: Vec<RequestKey>,
+    /// Requests recorded final by an earlier delivery: their outcome is announced again.
+    pub redelivered: Vec<(RequestKey, Outcome)>,
+    /// What the outcome event of each request says about it, by key (module `announce`).
+    pub facts: HashMap<RequestKey, Facts>,
+    /// Keys the record step recorded (won), and those a send limit refused with its name.
+    pub won: std::collections::HashSet<RequestKey>,
+    pub limited: HashMap<RequestKey, &'static str>,
     /// Events to serve again after a wait (another worker's request in its grace, egov-user not
     /// answering for it, or behind such an event of its key).
     pub deferred: Vec<(Ticket, Duration)>,
@@ -105,7 +113,13 @@ pub(super) struct Plan<'a> {
 impl<'a> Plan<'a> {
     fn record(&mut self, request: &Request<'a>, outcome: NewOutcome) {
         self.events.insert(outcome.key(), request.event);
+        self.remember(request);
         self.outcomes.push(outcome);
+    }
+
+    /// Keeps what the outcome event of `request` will say about it.
+    fn remember(&mut self, request: &Request<'a>) {
+        self.facts.insert(request.key(), Facts::of(request));
     }
 }
 
@@ -138,6 +152,7 @@ pub(super) fn plan<'a>(looked: Vec<Looked<'a>>, planner: &impl Planner) -> Plan<
                     Decision::Send(send)
                         if pending.code_identity.as_deref() == Some(send.sms_to.as_str()) =>
                     {
+                        plan.remember(&request);
                         let (code, _) = planner.code_for(&send.sms_to);
                         let delivery = Delivery {
                             request,
@@ -157,6 +172,7 @@ pub(super) fn plan<'a>(looked: Vec<Looked<'a>>, planner: &impl Planner) -> Plan<
                             request_id = ?request.event.request_id,
                             "pending request would now go elsewhere or is refused: closed as abandoned, not sent"
                         );
+                        plan.remember(&request);
                         plan.abandoned.push(request.key());
                     }
                 }
@@ -173,7 +189,8 @@ fn event_of<'a>(item: &Looked<'a>) -> Option<&'a Incoming> {
         Looked::Settled(work) => match work {
             Work::AlreadyServed => None,
             Work::DeadLetter(event, _) | Work::Defer(event, _) => Some(event),
-            Work::Stale(request)
+            Work::Redelivered(request, _)
+            | Work::Stale(request)
             | Work::Serve(request)
             | Work::Recover(request, _)
             | Work::Expire(request) => Some(request.event),
@@ -185,12 +202,18 @@ fn event_of<'a>(item: &Looked<'a>) -> Option<&'a Incoming> {
 fn settled<'a>(plan: &mut Plan<'a>, work: Work<'a>) {
     match work {
         Work::AlreadyServed => plan.tally.already_served += 1,
+        Work::Redelivered(request, outcome) => {
+            plan.tally.already_served += 1;
+            plan.remember(&request);
+            plan.redelivered.push((request.key(), outcome));
+        }
         Work::DeadLetter(event, verdict) => plan.dead_letters.push((event, verdict)),
         Work::Expire(request) => {
             tracing::warn!(
                 request_id = ?request.event.request_id,
                 "pending request past its code validity: closed as expired, not resent"
             );
+            plan.remember(&request);
             plan.expired.push(request.key());
         }
         Work::Stale(request) => {

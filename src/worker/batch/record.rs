@@ -154,10 +154,14 @@ impl Pipeline {
                 "OTP not sent: the identity is over a send limit"
             );
         }
-        let rate_limited: HashSet<&RequestKey> =
-            recorded.rate_limited.iter().map(|(key, _)| key).collect();
-        plan.tally.rate_limited += rate_limited.len();
-        let won = &recorded.won;
+        plan.limited = recorded
+            .rate_limited
+            .iter()
+            .map(|(key, refusal)| (key.clone(), refusal.as_str()))
+            .collect();
+        plan.tally.rate_limited += plan.limited.len();
+        plan.won = recorded.won;
+        let (won, limited) = (&plan.won, &plan.limited);
         let tally = &mut plan.tally;
         plan.deliveries.retain(|delivery| {
             let key = delivery.request.key();
@@ -165,7 +169,7 @@ impl Pipeline {
             if !recorded && !refused.contains(&key) {
                 tally.already_served += 1;
             }
-            let sent = recorded && !rate_limited.contains(&key);
+            let sent = recorded && !limited.contains_key(&key);
             if !sent {
                 self.pumping.release(&delivery.plan.sms_to);
             }

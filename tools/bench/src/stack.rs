@@ -16,6 +16,7 @@ pub(crate) struct Stack {
     pub sms_topic: String,
     pub email_topic: String,
     pub dead_letter_topic: String,
+    pub outcome_topic: String,
     pub group: String,
     pub database: String,
     pub user_host: String,
@@ -30,11 +31,22 @@ impl Stack {
     ) -> anyhow::Result<Self> {
         let run = unique("bench");
         let topic = |kind: &str| format!("{run}.{kind}");
-        let (request_topic, sms_topic, email_topic, dead_letter_topic) =
-            (topic("request"), topic("sms"), topic("email"), topic("dlq"));
+        let (request_topic, sms_topic, email_topic, dead_letter_topic, outcome_topic) = (
+            topic("request"),
+            topic("sms"),
+            topic("email"),
+            topic("dlq"),
+            topic("outcome"),
+        );
         kafka_io::create_topics(
             &local.kafka,
-            &[&request_topic, &sms_topic, &email_topic, &dead_letter_topic],
+            &[
+                &request_topic,
+                &sms_topic,
+                &email_topic,
+                &dead_letter_topic,
+                &outcome_topic,
+            ],
             partitions,
         )
         .await?;
@@ -50,6 +62,7 @@ impl Stack {
             sms_topic,
             email_topic,
             dead_letter_topic,
+            outcome_topic,
             group: format!("{run}-workers"),
             db: connect(local, &database).await?,
             database,
@@ -74,6 +87,7 @@ impl Stack {
             ("USER_OTP_SMS_TOPIC", self.sms_topic.clone()),
             ("USER_OTP_EMAIL_TOPIC", self.email_topic.clone()),
             ("USER_OTP_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone()),
+            ("USER_OTP_OUTCOME_TOPIC", self.outcome_topic.clone()),
             ("USER_OTP_CONSUMER_GROUP", self.group.clone()),
             ("USER_OTP_USER_HOST", self.user_host.clone()),
             (
@@ -128,6 +142,7 @@ impl Stack {
                 &self.sms_topic,
                 &self.email_topic,
                 &self.dead_letter_topic,
+                &self.outcome_topic,
             ],
         )
         .await?;

@@ -1,0 +1,214 @@
+//! The announce step: one outcome event ([`OutcomeEvent`], `schemas/outcome-event.schema.json`)
+//! per event of the batch that reached an outcome, on the outcome topic, each until the broker
+//! acknowledges it.
+//!
+//! It runs after the notify step, so a `sent` outcome is announced only once its SMS is
+//! acknowledged, and before the SMS are marked sent and the offsets stored, so nothing is lost
+//! by a crash: a request whose final outcome was recorded but not yet announced is announced
+//! again when its event is redelivered (`redelivered: true`, module `classify`); a pending one
+//! is recovered and announced then. What is announced, in event order:
+//! - every outcome the record step recorded: its own (`user_exists`, `unknown_user`,
+//!   `no_mobile_number`, `stale`, `rate_limited` with the guard), `sent` for a code it sent,
+//!   `rate_limited` with the limit's name for a code a send limit refused;
+//! - recovered requests (`sent`, whether the SMS went now or had gone before), and pending ones
+//!   closed `expired` or `abandoned`;
+//! - redelivered requests, with the outcome recorded before;
+//! - dead letters (`dead_lettered`, with the reason).
+//!
+//! Outcomes another worker recorded first (it announces them), deferred events and second
+//! copies within the batch are not announced. A refusal the broker would repeat (a topic
+//! misconfigured for every event) is logged at error level and the event dropped: outcome
+//! events are for observers, and they must not stop SMS from flowing.
+
+use std::borrow::Cow;
+
+use tokio_util::sync::CancellationToken;
+
+use super::classify::Request;
+use super::plan::Plan;
+use crate::domain::outcome_event::{OutcomeEvent, Subject, DEAD_LETTERED};
+use crate::domain::request_event::REQUEST_ID_HEADER;
+use crate::domain::unix_time::unix_ms;
+use crate::retry::Cancelled;
+use crate::store::{Outcome, RequestKey};
+use crate::worker::incoming::Incoming;
+use crate::worker::outgoing::Outgoing;
+use crate::worker::pipeline::Pipeline;
+use crate::worker::retrying::until_settled;
+
+/// What an outcome event says about its request, kept from the parsed request.
+pub(crate) struct Facts {
+    request_id: String,
+    /// The `x-request-id` header: the caller's id, else the request id.
+    header_id: String,
+    correlation_id: Option<String>,
+    tenant_id: String,
+    otp_type: &'static str,
+    /// Masked.
+    identity: String,
+    requested_at: Option<i64>,
+}
+
+impl Facts {
+    /// The facts of a parsed request.
+    pub(super) fn of(request: &Request<'_>) -> Self {
+        let correlation_id = request
+            .request
+            .request_info
+            .as_ref()
+            .and_then(|info| info.get("correlationId"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Self {
+            request_id: request.event.request_id.clone(),
+            header_id: request.event.correlation_id().to_owned(),
+            correlation_id,
+            tenant_id: request.request.root_tenant().to_owned(),
+            otp_type: request.request.otp_type.as_str(),
+            identity: OutcomeEvent::masked(&request.request.mobile_number),
+            requested_at: request.event.timestamp_ms,
+        }
+    }
+
+    fn event(
+        &self,
+        outcome: &'static str,
+        detail: Option<&'static str>,
+        redelivered: bool,
+        now: i64,
+    ) -> OutcomeEvent {
+        OutcomeEvent {
+            subject: Subject::Request,
+            request_id: Some(self.request_id.clone()),
+            correlation_id: self.correlation_id.clone(),
+            tenant_id: Some(self.tenant_id.clone()),
+            otp_type: Some(self.otp_type),
+            identity: Some(self.identity.clone()),
+            outcome,
+            detail,
+            code_id: None,
+            redelivered,
+            requested_at: self.requested_at,
+            decided_at: now,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Writes the outcome events of `plan` (see the module documentation); `acknowledged_earlier`
+    /// are the recovered requests whose SMS had gone before.
+    ///
+    /// # Errors
+    /// [`Cancelled`] when `cancel` fires first.
+    pub(super) async fn announce(
+        &self,
+        plan: &Plan<'_>,
+        acknowledged_earlier: &[RequestKey],
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        let events = outcome_events(
+            plan,
+            acknowledged_earlier,
+            unix_ms(std::time::SystemTime::now()),
+        )
+        .into_iter()
+        .map(|(key, header_id, event)| Outgoing {
+            topic: self.topics.outcome.clone(),
+            key: key.map(|k| Cow::Owned(k.into_bytes())),
+            payload: Some(Cow::Owned(event.to_json())),
+            headers: vec![(
+                Cow::Borrowed(REQUEST_ID_HEADER),
+                Some(Cow::Owned(header_id.into_bytes())),
+            )],
+        })
+        .collect::<Vec<_>>();
+        let sends = events.iter().map(|event| async move {
+            let sent = until_settled(
+                &self.retry_policy,
+                "produce an outcome event",
+                cancel,
+                || event.send(&self.producer),
+            )
+            .await?;
+            if let Err(error) = sent {
+                tracing::error!(%error, "the broker refused an outcome event; dropped");
+            }
+            Ok(())
+        });
+        futures::future::join_all(sends).await.into_iter().collect()
+    }
+}
+
+/// The outcome events of `plan` in event order, each with its Kafka key and `x-request-id`.
+fn outcome_events(
+    plan: &Plan<'_>,
+    acknowledged_earlier: &[RequestKey],
+    now: i64,
+) -> Vec<(Option<String>, String, OutcomeEvent)> {
+    let mut events = Vec::new();
+    let mut push = |key: &RequestKey, outcome, detail, redelivered| {
+        if let Some(facts) = plan.facts.get(key) {
+            events.push((
+                Some(facts.request_id.clone()),
+                facts.header_id.clone(),
+                facts.event(outcome, detail, redelivered, now),
+            ));
+        }
+    };
+    for recorded in &plan.outcomes {
+        let key = recorded.key();
+        if !plan.won.contains(&key) {
+            continue;
+        }
+        match (plan.limited.get(&key), recorded.outcome) {
+            (Some(limit), _) => push(&key, Outcome::RateLimited.as_str(), Some(*limit), false),
+            (None, Outcome::SmsPending) => push(&key, Outcome::Sent.as_str(), None, false),
+            (None, outcome) => push(&key, outcome.as_str(), recorded.detail, false),
+        }
+    }
+    for delivery in plan.deliveries.iter().filter(|d| d.send_by.is_some()) {
+        push(&delivery.request.key(), Outcome::Sent.as_str(), None, false);
+    }
+    for key in acknowledged_earlier {
+        push(key, Outcome::Sent.as_str(), None, false);
+    }
+    for key in &plan.expired {
+        push(key, Outcome::Expired.as_str(), None, false);
+    }
+    for key in &plan.abandoned {
+        push(key, Outcome::Abandoned.as_str(), None, false);
+    }
+    for (key, outcome) in &plan.redelivered {
+        push(key, outcome.as_str(), None, true);
+    }
+    for (event, verdict) in &plan.dead_letters {
+        events.push(dead_lettered(event, verdict.reason.as_str(), now));
+    }
+    events
+}
+
+/// The outcome event of a dead letter: what the event itself tells (it may be unreadable).
+fn dead_lettered(
+    event: &Incoming,
+    reason: &'static str,
+    now: i64,
+) -> (Option<String>, String, OutcomeEvent) {
+    (
+        Some(event.request_id.clone()),
+        event.correlation_id().to_owned(),
+        OutcomeEvent {
+            subject: Subject::Request,
+            request_id: Some(event.request_id.clone()),
+            correlation_id: None,
+            tenant_id: None,
+            otp_type: None,
+            identity: None,
+            outcome: DEAD_LETTERED,
+            detail: Some(reason),
+            code_id: None,
+            redelivered: false,
+            requested_at: event.timestamp_ms,
+            decided_at: now,
+        },
+    )
+}
