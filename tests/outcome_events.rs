@@ -220,3 +220,141 @@ async fn an_interrupted_request_is_announced_once_recovered_or_closed() {
     assert_eq!(event_count(&stack.topics.outcome).await, 2);
     assert_eq!(event_count(&stack.topics.sms).await, 1);
 }
+
+/// Validations of `identity` announced so far, in order (they carry the masked identity).
+async fn validation_events(stack: &Stack, correlation_id: &str) -> Vec<Value> {
+    all_outcome_events(stack)
+        .await
+        .into_iter()
+        .map(|(_, value)| value)
+        .filter(|v| v["subject"] == "validation" && v["correlationId"] == correlation_id)
+        .collect()
+}
+
+/// POSTs `/otp/v1/_validate` with `RequestInfo.correlationId` set; the answer's status.
+async fn validate_as(stack: &Stack, correlation_id: &str, identity: &str, otp: &str) -> u16 {
+    stack
+        .app
+        .client
+        .post(stack.app.url("/otp/v1/_validate"))
+        .json(&json!({"RequestInfo": {"correlationId": correlation_id},
+            "otp": {"otp": otp, "identity": identity, "tenantId": "pb.amritsar"}}))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// The code of the SMS of request `id`.
+async fn code_of(stack: &Stack, id: &str) -> String {
+    let sms = stack.sms_for(id).await;
+    code_in(payload_json(&sms)["message"].as_str().expect("message"))
+}
+
+#[tokio::test]
+async fn each_validation_result_is_announced_with_its_code_and_request() {
+    let stack = Stack::start(&[
+        ("USER_OTP_MAX_FAILED_ATTEMPTS", "2"),
+        ("USER_OTP_VALIDATE_FAILURES_PER_HOUR", "4"),
+    ])
+    .await;
+    let worker = stack.spawn_worker();
+    for (mobile, id) in [
+        ("9000000031", "v-right"),
+        ("9000000032", "v-expired"),
+        ("9000000033", "v-guessed"),
+    ] {
+        stack.produce_request(mobile, "register", id).await;
+    }
+    let right = code_of(&stack, "v-right").await;
+    let expired = code_of(&stack, "v-expired").await;
+    let guessed = code_of(&stack, "v-guessed").await;
+    let wrong = |code: &str| {
+        if code == "000000" {
+            "111111".to_owned()
+        } else {
+            "000000".to_owned()
+        }
+    };
+    stack
+        .db
+        .execute(
+            "UPDATE otp_code SET expires_at = now() - interval '1 second' \
+             WHERE request_id = 'caller:v-expired'",
+            &[],
+        )
+        .await
+        .expect("expire");
+
+    // Every failure answers 400 alike; the events tell which check failed.
+    let calls = [
+        ("c-1", "9000000031", wrong(&right), 400),
+        ("c-1", "9000000031", right.clone(), 200),
+        ("c-1", "9000000031", right.clone(), 400),
+        ("c-2", "9000000034", "123456".to_owned(), 400),
+        ("c-3", "9000000032", expired.clone(), 400),
+        ("c-4", "9000000033", wrong(&guessed), 400),
+        ("c-4", "9000000033", wrong(&guessed), 400),
+        ("c-4", "9000000033", guessed.clone(), 400),
+        ("c-4", "9000000033", guessed.clone(), 400),
+        ("c-4", "9000000033", guessed.clone(), 400),
+    ];
+    for (correlation, identity, otp, status) in &calls {
+        assert_eq!(
+            validate_as(&stack, correlation, identity, otp).await,
+            *status,
+            "{correlation} {otp}"
+        );
+    }
+    let expected = [
+        (
+            "c-1",
+            vec!["wrong", "verified", "used"],
+            Some("caller:v-right"),
+        ),
+        ("c-2", vec!["no_code"], None),
+        ("c-3", vec!["expired"], Some("caller:v-expired")),
+        (
+            "c-4",
+            vec![
+                "wrong",
+                "wrong",
+                "attempts_exhausted",
+                "attempts_exhausted",
+                "budget_exhausted",
+            ],
+            Some("caller:v-guessed"),
+        ),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for (correlation, outcomes, request_id) in expected {
+        let events = loop {
+            let events = validation_events(&stack, correlation).await;
+            if events.len() >= outcomes.len() || std::time::Instant::now() > deadline {
+                break events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let seen: Vec<&str> = events
+            .iter()
+            .map(|e| e["outcome"].as_str().expect("outcome"))
+            .collect();
+        assert_eq!(seen, outcomes, "{correlation}");
+        for event in &events {
+            assert_matches_schema("outcome-event.schema.json", event);
+            assert_eq!(event["tenantId"], "pb", "{event}");
+            assert_eq!(event["type"], Value::Null, "{event}");
+            assert_eq!(event["requestId"], json!(request_id), "{event}");
+            assert_eq!(event["codeId"].is_string(), request_id.is_some(), "{event}");
+            let identity = event["identity"].as_str().expect("identity");
+            assert!(identity.starts_with("******") && !identity.contains("900000"));
+        }
+    }
+    worker.stop().await;
+    for (text, _) in all_outcome_events(&stack).await {
+        for code in [&right, &expired, &guessed] {
+            assert!(!text.contains(code.as_str()), "a code in {text}");
+        }
+    }
+}

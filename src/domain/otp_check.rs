@@ -26,6 +26,21 @@ pub struct ValidateRequest {
     pub identity: String,
     /// As sent (echoed in the answer); codes are looked up under its root.
     pub tenant_id: String,
+    /// `RequestInfo.correlationId` (or `requestInfo.…`) when it is 1–128 visible ASCII
+    /// characters, for the outcome event.
+    pub correlation_id: Option<String>,
+}
+
+/// `RequestInfo.correlationId` of a DIGIT body (either spelling of the key), when it is a
+/// sensible token (1–128 visible ASCII characters, as a caller's request id).
+pub fn correlation_id(body: &Map<String, Value>) -> Option<String> {
+    ["RequestInfo", "requestInfo"]
+        .iter()
+        .find_map(|key| body.get(*key))
+        .and_then(|info| info.get("correlationId"))
+        .and_then(Value::as_str)
+        .and_then(crate::domain::request_id::sensible_caller_id)
+        .map(str::to_owned)
 }
 
 impl ValidateRequest {
@@ -71,6 +86,7 @@ pub fn parse_validate(
                 otp,
                 identity,
                 tenant_id,
+                correlation_id: correlation_id(&value),
             }))
         }
         (tenant_id, identity, code) => Ok(Err(missing_fields(&[

@@ -10,6 +10,7 @@ mod json_body;
 mod otp_api;
 mod send;
 mod server;
+mod validation_outcome;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct AppState {
     /// The per-client limit of `_send` (off when `None`).
     pub client_limit: Option<Arc<client_limit::ClientLimit>>,
     pub request_topic: Arc<str>,
+    /// Where validations are announced (`USER_OTP_OUTCOME_TOPIC`).
+    pub outcome_topic: Arc<str>,
     pub max_body_bytes: usize,
     pub max_failed_attempts: i32,
     /// Timeouts and the concurrency limit of the server.
@@ -75,6 +78,7 @@ impl AppState {
             )
             .map(Arc::new),
             request_topic: settings.kafka.request_topic.as_str().into(),
+            outcome_topic: settings.kafka.outcome_topic.as_str().into(),
             max_body_bytes: settings.http.max_body_bytes,
             max_failed_attempts: i32::try_from(settings.otp.max_failed_attempts)
                 .unwrap_or(i32::MAX),

@@ -10,7 +10,8 @@
 //! a compare-and-set in the statement that uses the code, so concurrent guesses cannot exceed
 //! it. Every failure gets the same answer, and every validation runs the same statements and one
 //! HMAC whether or not a code exists, so a caller learns nothing about which check failed or
-//! whether the number is registered.
+//! whether the number is registered. Which check failed goes to the outcome topic instead
+//! ([`super::validation_outcome`], best effort, never awaited).
 //!
 //! `_search` reports whether a code (by UUID) was validated, and for which identity, within a
 //! code's validity after the validation; never the code or its hash. `_create` is deliberately absent: it handed plain codes to any caller ([§9](../../docs/contract.md#9-java-service-bugs-not-copied)).
@@ -22,9 +23,11 @@ use uuid::Uuid;
 
 use super::envelope::LegacyError;
 use super::json_body::JsonBody;
+use super::validation_outcome::{announce, CheckedCode};
 use super::AppState;
 use crate::domain::abuse::guess_budget::Attempt;
 use crate::domain::otp_check::{parse_search, parse_validate, validation_unsuccessful};
+use crate::domain::outcome_event::ValidationResult;
 use crate::failure::{Classify, FailureKind};
 use crate::store::{Settlement, StoreError};
 use crate::telemetry::Masked;
@@ -69,16 +72,25 @@ pub(super) async fn validate(
         )
     };
     for _ in 0..MAX_SETTLE_ROUNDS {
-        let attempt = attempt(&state, &request).await.map_err(unavailable)?;
-        let Some((code_id, verdict, consumed)) = attempt else {
+        let round = attempt(&state, &request).await.map_err(unavailable)?;
+        let Some(round) = round else {
             // Another validation of this identity won the compare-and-set: back off a little
             // (jittered) so a flood on one identity does not spin through the pool.
             let pause = rand::random::<u64>() % 5 + 1;
             tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             continue;
         };
-        match verdict {
-            Attempt::Right if consumed => {
+        let result = round.result();
+        announce(
+            &state.producer,
+            &state.outcome_topic,
+            &request,
+            round.code.as_ref(),
+            result,
+        );
+        let code_id = round.code.as_ref().map_or(Uuid::nil(), |c| c.id);
+        match result {
+            ValidationResult::Verified => {
                 tracing::info!(%code_id, identity = %Masked(&request.identity), "OTP validated");
                 return Ok(Json(OtpResponse {
                     response_info: None,
@@ -91,20 +103,53 @@ pub(super) async fn validate(
                     }),
                 }));
             }
-            Attempt::Right => {
-                tracing::info!(%code_id, "OTP validation: code used concurrently");
-            }
-            Attempt::Wrong => {
-                tracing::info!(identity = %Masked(&request.identity), "OTP validation: wrong code or no live code");
-            }
-            Attempt::Refused => {
+            ValidationResult::BudgetExhausted => {
                 tracing::warn!(identity = %Masked(&request.identity), "OTP validation refused: the identity's guess budget is spent");
+            }
+            other => {
+                tracing::info!(identity = %Masked(&request.identity), result = other.as_str(), "OTP validation unsuccessful");
             }
         }
         return Err(unsuccessful());
     }
     tracing::warn!(identity = %Masked(&request.identity), "OTP validation: guess budget contended; refused");
+    announce(
+        &state.producer,
+        &state.outcome_topic,
+        &request,
+        None,
+        ValidationResult::BudgetExhausted,
+    );
     Err(unsuccessful())
+}
+
+/// What one applied round decided, and about which code.
+struct Round {
+    /// The newest code of the identity, when there is one under a key this process knows.
+    code: Option<CheckedCode>,
+    /// Why that code is not live (`used`, `expired`, `attempts_exhausted`), else `live`.
+    state: String,
+    verdict: Attempt,
+    /// Whether this round's statement marked the code used.
+    consumed: bool,
+}
+
+impl Round {
+    /// The result the outcome event names (the caller's answer is the same for all failures).
+    fn result(&self) -> ValidationResult {
+        match (self.verdict, self.consumed) {
+            (Attempt::Right, true) => ValidationResult::Verified,
+            (Attempt::Right, false) => ValidationResult::Used,
+            (Attempt::Refused, _) => ValidationResult::BudgetExhausted,
+            (Attempt::Wrong, _) if self.code.is_none() => ValidationResult::NoCode,
+            (Attempt::Wrong, _) => match self.state.as_str() {
+                "used" => ValidationResult::Used,
+                "expired" => ValidationResult::Expired,
+                "attempts_exhausted" => ValidationResult::AttemptsExhausted,
+                _ => ValidationResult::Wrong,
+            },
+        }
+    }
 }
 
 /// One round of a validation: read, decide, apply. `None` when another validation of the
@@ -116,7 +161,7 @@ pub(super) async fn validate(
 async fn attempt(
     state: &AppState,
     request: &crate::domain::otp_check::ValidateRequest,
-) -> Result<Option<(Uuid, Attempt, bool)>, StoreError> {
+) -> Result<Option<Round>, StoreError> {
     let store = &state.store;
     let max_attempts = state.max_failed_attempts;
     let tenant = request.root_tenant();
@@ -156,9 +201,26 @@ async fn attempt(
             max_attempts,
         )
         .await?;
-    Ok(settled
-        .applied
-        .then_some((code_id, verdict, settled.consumed)))
+    if !settled.applied {
+        return Ok(None);
+    }
+    let known = hasher.is_some();
+    let (code, code_state) = match view.code {
+        Some(code) if known => (
+            Some(CheckedCode {
+                id: code.id,
+                request_id: code.request_id,
+            }),
+            code.state,
+        ),
+        _ => (None, String::new()),
+    };
+    Ok(Some(Round {
+        code,
+        state: code_state,
+        verdict,
+        consumed: settled.consumed,
+    }))
 }
 
 /// The stand-in hash of an identity without a code: no HMAC output equals it with any

@@ -21,6 +21,11 @@ pub struct NewestCode {
     pub hash: Vec<u8>,
     /// Not validated, not expired, and under the failed-attempt limit.
     pub live: bool,
+    /// The request that made it (`caller:…` or `offset:…`).
+    pub request_id: String,
+    /// Why it is not live, for the outcome event: `used`, `expired`, `attempts_exhausted`, or
+    /// `live`.
+    pub state: String,
 }
 
 /// What a validation reads before it decides.
@@ -103,6 +108,8 @@ impl OtpStore {
             key_id: row.get(1),
             hash: row.get(2),
             live: row.get(3),
+            request_id: row.get(8),
+            state: row.get::<_, Option<String>>(9).unwrap_or_default(),
         });
         Ok(ValidationView {
             code,
