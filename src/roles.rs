@@ -11,7 +11,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::{SendMode, Settings};
+use crate::http::outcome_waiters::OutcomeWaiters;
 use crate::http::{self, AppState};
 use crate::kafka::EventProducer;
 use crate::store::OtpStore;
@@ -117,12 +118,20 @@ async fn serve_with(
         .await
         .with_context(|| format!("binding HTTP port {}", settings.http.port))?;
     tracing::info!(%address, request_topic = %settings.kafka.request_topic, "HTTP server listening");
-    let state = AppState::new(settings, producer.clone(), store);
-    let state = if with_worker {
-        state.with_worker()
-    } else {
-        state
-    };
+    let mut state = AppState::new(settings, producer.clone(), store);
+    if with_worker {
+        state = state.with_worker();
+    }
+    if let SendMode::Sync { wait } = settings.http.send_mode {
+        let waiters = OutcomeWaiters::start(&settings.kafka, shutdown.child_token())
+            .context("creating the outcome listener")?;
+        tracing::info!(
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            outcome_topic = %settings.kafka.outcome_topic,
+            "_send in sync mode: it waits for each request's outcome"
+        );
+        state = state.with_outcome_waiters(waiters);
+    }
     http::serve(listener, state, shutdown)
         .await
         .context("HTTP server")?;

@@ -44,6 +44,22 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 and `Retry-After`.
     pub max_concurrent_requests: usize,
+    /// Whether `_send` waits for the request's outcome (`USER_OTP_SEND_MODE`).
+    pub send_mode: SendMode,
+}
+
+/// How `_send` answers (`USER_OTP_SEND_MODE`, `USER_OTP_SYNC_WAIT_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMode {
+    /// 201 once the request event is acknowledged, whatever its outcome: the answer does not
+    /// reveal whether a user exists (the default).
+    Async,
+    /// Waits up to `wait` for the request's outcome on the outcome topic and answers the Java
+    /// service's outcome errors ([contract §1](../../docs/contract.md#1-the-send-request)), else 201.
+    Sync {
+        /// Longest wait for the outcome.
+        wait: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +211,7 @@ impl Settings {
                 ),
                 max_concurrent_requests: read
                     .number(keys::HTTP_MAX_CONCURRENT_REQUESTS, 1..=1_000_000)?,
+                send_mode: read.send_mode()?,
             },
             kafka: KafkaSettings {
                 bootstrap_servers: read.text(keys::KAFKA_BOOTSTRAP_SERVERS)?,
@@ -325,6 +342,29 @@ impl Reader<'_> {
     }
 
     /// A Kafka topic name: 1–249 of `[A-Za-z0-9._-]`, as the broker requires.
+    /// `USER_OTP_SEND_MODE` and, in sync mode, `USER_OTP_SYNC_WAIT_MS` (shorter than the
+    /// request timeout, so the wait ends before the server gives up on the request).
+    fn send_mode(&self) -> Result<SendMode, ConfigError> {
+        match self.text(keys::SEND_MODE)?.as_str() {
+            "async" => Ok(SendMode::Async),
+            "sync" => {
+                let wait_ms: u64 = self.number(keys::SYNC_WAIT_MS, 100..=60_000)?;
+                let request_timeout_ms: u64 =
+                    self.number(keys::HTTP_REQUEST_TIMEOUT_MS, 100..=600_000)?;
+                if wait_ms >= request_timeout_ms {
+                    return Err(self.invalid(
+                        keys::SYNC_WAIT_MS,
+                        "must be less than USER_OTP_HTTP_REQUEST_TIMEOUT_MS",
+                    ));
+                }
+                Ok(SendMode::Sync {
+                    wait: Duration::from_millis(wait_ms),
+                })
+            }
+            _ => Err(self.invalid(keys::SEND_MODE, "expected async or sync")),
+        }
+    }
+
     fn topic(&self, key: Key) -> Result<String, ConfigError> {
         let found = self.found(key)?;
         let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');

@@ -13,6 +13,7 @@ pub mod notification;
 pub mod otp_check;
 pub mod otp_request;
 pub mod otp_type;
+pub mod outcome_error;
 pub mod outcome_event;
 pub mod request_event;
 pub mod request_id;

@@ -17,6 +17,12 @@ use super::otp_request::OtpRequest;
 /// Kafka header carrying the request id (idempotency key for the worker).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Kafka header of a request event whose sender waits for its outcome (`_send` in sync mode): an
+/// unguessable token, 1–128 visible ASCII characters, that the worker copies onto the request's
+/// outcome event so the waiting shim instance finds its own answer even when two requests share
+/// a caller's `X-Request-Id`.
+pub const REPLY_TOKEN_HEADER: &str = "x-user-otp-reply-to";
+
 /// `RequestInfo` members that never reach the topic.
 const DROPPED_REQUEST_INFO_FIELDS: [&str; 2] = ["authToken", "userInfo"];
 

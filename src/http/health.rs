@@ -2,7 +2,8 @@
 //!
 //! - `GET /user-otp/health`, `GET /otp/health`: liveness: the process answers.
 //! - `GET /user-otp/health/ready`: what `_send` needs, a broker answering a metadata request; in
-//!   role `all` also PostgreSQL, since the worker in the same process needs both.
+//!   role `all` also PostgreSQL, since the worker in the same process needs both; in sync mode
+//!   also the outcome listener being positioned (`outcomes`, [`super::outcome_waiters`]).
 //! - `GET /otp/health/ready`: what the egov-otp API needs, PostgreSQL answering `SELECT 1`.
 //!
 //! Readiness is cheap: each dependency is checked at most once per [`CACHE_FOR`], concurrent
@@ -89,12 +90,17 @@ pub(super) async fn liveness() -> Json<Value> {
 
 /// `_send` (and, in role `all`, the worker): the broker, plus PostgreSQL with the worker.
 pub(super) async fn send_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let mut parts = Vec::with_capacity(3);
     if state.readiness.with_worker {
         let (kafka, database) = tokio::join!(broker_up(&state), database_up(&state));
-        answer(&[("kafka", kafka), ("database", database)])
+        parts.extend([("kafka", kafka), ("database", database)]);
     } else {
-        answer(&[("kafka", broker_up(&state).await)])
+        parts.push(("kafka", broker_up(&state).await));
     }
+    if let Some(waiters) = &state.outcome_waiters {
+        parts.push(("outcomes", waiters.is_positioned()));
+    }
+    answer(&parts)
 }
 
 /// The egov-otp API: PostgreSQL.

@@ -8,6 +8,7 @@ pub mod envelope;
 mod health;
 mod json_body;
 mod otp_api;
+pub mod outcome_waiters;
 mod send;
 mod server;
 mod validation_outcome;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub limits: HttpSettings,
     /// Cached dependency checks for the readiness paths.
     pub readiness: health::Readiness,
+    /// In sync mode, where `_send` waits for outcomes ([`Self::with_outcome_waiters`]).
+    pub outcome_waiters: Option<Arc<outcome_waiters::OutcomeWaiters>>,
 }
 
 impl AppState {
@@ -84,7 +87,15 @@ impl AppState {
                 .unwrap_or(i32::MAX),
             limits: settings.http.clone(),
             readiness: health::Readiness::default(),
+            outcome_waiters: None,
         }
+    }
+
+    /// The same, with the outcome listener `_send` waits on in sync mode
+    /// (`USER_OTP_SEND_MODE=sync`); its readiness then includes the listener being positioned.
+    pub fn with_outcome_waiters(mut self, waiters: Arc<outcome_waiters::OutcomeWaiters>) -> Self {
+        self.outcome_waiters = Some(waiters);
+        self
     }
 
     /// The same, for a process that also runs the worker (role `all`): `_send`'s readiness

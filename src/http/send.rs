@@ -5,6 +5,12 @@
 //! will be served (the worker is at-least-once and idempotent on the request id). The request id
 //! is the caller's `X-Request-Id` when it is a sensible token (a retry with the same id is then
 //! served once), else a fresh UUID; it is echoed in the response header.
+//!
+//! In sync mode (`USER_OTP_SEND_MODE=sync`) the handler then waits, at most
+//! `USER_OTP_SYNC_WAIT_MS`, for the request's outcome ([`super::outcome_waiters`]) and answers
+//! the Java service's outcome error for it ([`OutcomeError`]: 400, e.g. `OTP.UNKNOWN_CREDENTIAL`
+//! for a login without a user), or 201 for every other outcome and when the wait runs out. This
+//! reveals whether a user exists, as the Java service did; the default async mode does not.
 
 use std::net::SocketAddr;
 
@@ -18,8 +24,10 @@ use serde::Serialize;
 use super::envelope::LegacyError;
 use super::json_body::JsonBody;
 use super::AppState;
+use crate::config::SendMode;
 use crate::domain::abuse::country::NOT_ALLOWED_CODE;
-use crate::domain::request_event::{request_key, REQUEST_ID_HEADER};
+use crate::domain::outcome_error::OutcomeError;
+use crate::domain::request_event::{request_key, REPLY_TOKEN_HEADER, REQUEST_ID_HEADER};
 use crate::domain::request_id::sensible_caller_id;
 use crate::domain::{RawOtpRequest, RequestEvent};
 use crate::telemetry::Masked;
@@ -67,13 +75,28 @@ pub(super) async fn send_otp(
         LegacyError::internal()
     })?;
     let key = request_key(&request);
+    // Registered before the event exists, so its outcome cannot pass by unseen.
+    let waiter = match (state.limits.send_mode, &state.outcome_waiters) {
+        (SendMode::Sync { wait }, Some(waiters)) if waiters.is_positioned() => {
+            Some((waiters.register(), wait))
+        }
+        (SendMode::Sync { .. }, _) => {
+            tracing::warn!(%request_id, "outcome listener not positioned yet: answering 201 without waiting");
+            None
+        }
+        (SendMode::Async, _) => None,
+    };
+    let mut event_headers = vec![(REQUEST_ID_HEADER, Some(request_id.as_bytes()))];
+    if let Some((waiter, _)) = &waiter {
+        event_headers.push((REPLY_TOKEN_HEADER, Some(waiter.token().as_bytes())));
+    }
     state
         .producer
         .send(
             &state.request_topic,
             Some(key.as_bytes()),
             Some(&payload),
-            &[(REQUEST_ID_HEADER, Some(request_id.as_bytes()))],
+            &event_headers,
         )
         .await
         .map_err(|e| {
@@ -87,6 +110,20 @@ pub(super) async fn send_otp(
         mobile = %Masked(&request.mobile_number),
         "OTP request queued"
     );
+    if let Some((waiter, wait)) = waiter {
+        let outcome = waiter.outcome(wait).await;
+        tracing::info!(
+            %request_id,
+            outcome = outcome.as_deref().unwrap_or("none in time"),
+            "OTP request outcome (sync mode)"
+        );
+        if let Some(error) = outcome.and_then(|o| OutcomeError::of(request.otp_type, &o)) {
+            return Err(LegacyError::bad_request(
+                error.message,
+                vec![error.field_error()],
+            ));
+        }
+    }
     let mut response = (
         StatusCode::CREATED,
         Json(SendResponse {

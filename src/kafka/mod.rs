@@ -10,6 +10,7 @@
 //! outcome is durable, in partition order; idempotency on the request id turns redelivery into
 //! exactly-once effects.
 
+pub mod headers;
 mod producer;
 
 pub use producer::{EventProducer, ProduceError};

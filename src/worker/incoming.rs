@@ -1,25 +1,20 @@
 //! A request event as the worker holds it while a batch is processed (owned, so the consumer can
 //! keep polling), and its request id.
 //!
-//! Reading an event never panics: rdkafka 0.39 unwraps every header name as UTF-8 (in
-//! `Headers::iter`, `get` and `try_get` alike), so each header is read on its own behind
-//! `catch_unwind`. A header whose name cannot be read is left out and counted in
-//! [`Incoming::unreadable_headers`]; the worker dead-letters such an event (reason
+//! Reading an event never panics: headers are read by [`read_headers`] (each on its own behind
+//! `catch_unwind`, since rdkafka unwraps header names as UTF-8). A header whose name cannot be
+//! read is left out and counted in [`Incoming::unreadable_headers`]; the worker dead-letters such an event (reason
 //! `unreadable_header`) rather than guess which request it was. The dead letter points at the
 //! original (source topic, partition, offset) where the raw bytes remain.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use super::consumer::AssignmentId;
 use super::key_order::{LockKey, Ticket};
 use crate::domain::request_event::REQUEST_ID_HEADER;
 use crate::domain::request_id::{request_id, sensible_caller_id};
+pub(crate) use crate::kafka::headers::{header_text, read_headers, Header};
 use crate::store::SourcePosition;
-
-/// One header of an event: its name and its value (`None` for a null value).
-pub(super) type Header = (String, Option<Vec<u8>>);
 
 /// One consumed request event.
 #[derive(Debug, Clone)]
@@ -58,11 +53,7 @@ impl Incoming {
             offset: message.offset(),
         };
         let (headers, unreadable_headers) = message.headers().map(read_headers).unwrap_or_default();
-        let caller_id = headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(REQUEST_ID_HEADER))
-            .and_then(|(_, value)| value.as_deref())
-            .and_then(|value| std::str::from_utf8(value).ok())
+        let caller_id = header_text(&headers, REQUEST_ID_HEADER)
             .and_then(sensible_caller_id)
             .map(str::to_owned);
         let request_id = request_id(
@@ -116,25 +107,6 @@ impl Incoming {
                 })
                 .sum::<usize>()
     }
-}
-
-/// Reads every header whose name is UTF-8; returns them and how many could not be read.
-pub(super) fn read_headers(headers: &BorrowedHeaders) -> (Vec<Header>, usize) {
-    let mut read = Vec::with_capacity(headers.count());
-    let mut unreadable = 0;
-    for index in 0..headers.count() {
-        let header = catch_unwind(AssertUnwindSafe(|| {
-            headers
-                .try_get(index)
-                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-        }));
-        match header {
-            Ok(Some(header)) => read.push(header),
-            Ok(None) => {}
-            Err(_) => unreadable += 1,
-        }
-    }
-    (read, unreadable)
 }
 
 #[cfg(test)]

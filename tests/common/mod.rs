@@ -7,6 +7,7 @@
 
 #[allow(unused_imports)]
 pub use kafka_raw_header as raw_header;
+pub mod processes;
 pub mod stack;
 pub mod tcp_proxy;
 

@@ -104,6 +104,44 @@ impl Stack {
         }
     }
 
+    /// The environment of a service process for this stack: the test broker and database,
+    /// the abuse controls off ([`LIMITS_OFF`]), this stack's topics, egov-user and consumer
+    /// group (see `processes`).
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("USER_OTP_PROFILE", "development".to_owned()),
+            ("USER_OTP_KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap()),
+            ("USER_OTP_DATABASE_URL", database_url(&self.database)),
+            (
+                "USER_OTP_DATABASE_USERNAME",
+                self.settings.database.username.clone(),
+            ),
+            ("USER_OTP_DATABASE_PASSWORD", "user_otp".to_owned()),
+            ("USER_OTP_REQUEST_TOPIC", self.topics.request.clone()),
+            ("USER_OTP_SMS_TOPIC", self.topics.sms.clone()),
+            ("USER_OTP_EMAIL_TOPIC", self.topics.email.clone()),
+            (
+                "USER_OTP_DEAD_LETTER_TOPIC",
+                self.topics.dead_letter.clone(),
+            ),
+            ("USER_OTP_OUTCOME_TOPIC", self.topics.outcome.clone()),
+            ("USER_OTP_USER_HOST", self.users.uri()),
+            (
+                "USER_OTP_CONSUMER_GROUP",
+                self.settings.kafka.consumer_group.clone(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(
+            LIMITS_OFF
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
+    }
+
     /// egov-user forgets every answer it was given and knows no user (its state at start).
     pub async fn users_know_nobody(&self) {
         self.users.reset().await;

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use super::classify::Request;
 use super::plan::Plan;
 use crate::domain::outcome_event::{OutcomeEvent, Subject, DEAD_LETTERED};
-use crate::domain::request_event::REQUEST_ID_HEADER;
+use crate::domain::request_event::{REPLY_TOKEN_HEADER, REQUEST_ID_HEADER};
+use crate::domain::request_id::sensible_caller_id;
 use crate::domain::unix_time::unix_ms;
 use crate::retry::Cancelled;
 use crate::store::{Outcome, RequestKey};
@@ -41,6 +42,8 @@ pub(crate) struct Facts {
     request_id: String,
     /// The `x-request-id` header: the caller's id, else the request id.
     header_id: String,
+    /// The request event's `x-user-otp-reply-to` header, copied onto its outcome event.
+    reply_token: Option<String>,
     correlation_id: Option<String>,
     tenant_id: String,
     otp_type: &'static str,
@@ -62,6 +65,7 @@ impl Facts {
         Self {
             request_id: request.event.request_id.clone(),
             header_id: request.event.correlation_id().to_owned(),
+            reply_token: reply_token(request.event),
             correlation_id,
             tenant_id: request.request.root_tenant().to_owned(),
             otp_type: request.request.otp_type.as_str(),
@@ -112,14 +116,23 @@ impl Pipeline {
             unix_ms(std::time::SystemTime::now()),
         )
         .into_iter()
-        .map(|(key, header_id, event)| Outgoing {
-            topic: self.topics.outcome.clone(),
-            key: key.map(|k| Cow::Owned(k.into_bytes())),
-            payload: Some(Cow::Owned(event.to_json())),
-            headers: vec![(
+        .map(|announced| {
+            let mut headers = vec![(
                 Cow::Borrowed(REQUEST_ID_HEADER),
-                Some(Cow::Owned(header_id.into_bytes())),
-            )],
+                Some(Cow::Owned(announced.header_id.into_bytes())),
+            )];
+            if let Some(token) = announced.reply_token {
+                headers.push((
+                    Cow::Borrowed(REPLY_TOKEN_HEADER),
+                    Some(Cow::Owned(token.into_bytes())),
+                ));
+            }
+            Outgoing {
+                topic: self.topics.outcome.clone(),
+                key: announced.key.map(|k| Cow::Owned(k.into_bytes())),
+                payload: Some(Cow::Owned(announced.event.to_json())),
+                headers,
+            }
         })
         .collect::<Vec<_>>();
         let sends = events.iter().map(|event| async move {
@@ -139,20 +152,38 @@ impl Pipeline {
     }
 }
 
-/// The outcome events of `plan` in event order, each with its Kafka key and `x-request-id`.
+/// One outcome event to write, with its Kafka key and headers.
+struct Announced {
+    key: Option<String>,
+    /// The `x-request-id` header.
+    header_id: String,
+    /// The `x-user-otp-reply-to` header, when the request had one.
+    reply_token: Option<String>,
+    event: OutcomeEvent,
+}
+
+/// The request event's reply token, when it is a sensible one (1–128 visible ASCII).
+fn reply_token(event: &Incoming) -> Option<String> {
+    crate::kafka::headers::header_text(&event.headers, REPLY_TOKEN_HEADER)
+        .and_then(sensible_caller_id)
+        .map(str::to_owned)
+}
+
+/// The outcome events of `plan` in event order.
 fn outcome_events(
     plan: &Plan<'_>,
     acknowledged_earlier: &[RequestKey],
     now: i64,
-) -> Vec<(Option<String>, String, OutcomeEvent)> {
+) -> Vec<Announced> {
     let mut events = Vec::new();
     let mut push = |key: &RequestKey, outcome, detail, redelivered| {
         if let Some(facts) = plan.facts.get(key) {
-            events.push((
-                Some(facts.request_id.clone()),
-                facts.header_id.clone(),
-                facts.event(outcome, detail, redelivered, now),
-            ));
+            events.push(Announced {
+                key: Some(facts.request_id.clone()),
+                header_id: facts.header_id.clone(),
+                reply_token: facts.reply_token.clone(),
+                event: facts.event(outcome, detail, redelivered, now),
+            });
         }
     };
     for recorded in &plan.outcomes {
@@ -188,15 +219,12 @@ fn outcome_events(
 }
 
 /// The outcome event of a dead letter: what the event itself tells (it may be unreadable).
-fn dead_lettered(
-    event: &Incoming,
-    reason: &'static str,
-    now: i64,
-) -> (Option<String>, String, OutcomeEvent) {
-    (
-        Some(event.request_id.clone()),
-        event.correlation_id().to_owned(),
-        OutcomeEvent {
+fn dead_lettered(event: &Incoming, reason: &'static str, now: i64) -> Announced {
+    Announced {
+        key: Some(event.request_id.clone()),
+        header_id: event.correlation_id().to_owned(),
+        reply_token: reply_token(event),
+        event: OutcomeEvent {
             subject: Subject::Request,
             request_id: Some(event.request_id.clone()),
             correlation_id: None,
@@ -210,5 +238,5 @@ fn dead_lettered(
             requested_at: event.timestamp_ms,
             decided_at: now,
         },
-    )
+    }
 }
