@@ -27,6 +27,8 @@ enum Role {
     Worker,
     /// Both HTTP and worker in one process (the local default).
     All,
+    /// Only the egov-otp API (/otp/v1/_validate, _search), e.g. as the egov-otp Service.
+    OtpApi,
     /// Apply database migrations and exit.
     Migrate,
     /// Delete codes, outcomes and limit history older than USER_OTP_RETENTION_HOURS once, and exit.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             Role::Serve => roles::serve(&settings, shutdown).await,
             Role::Worker => roles::worker(&settings, shutdown).await,
             Role::All => roles::all(&settings, shutdown).await,
+            Role::OtpApi => roles::otp_api(&settings, shutdown).await,
             Role::Migrate => roles::migrate(&settings).await,
             Role::Purge => roles::purge(&settings).await,
         }

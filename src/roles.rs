@@ -1,5 +1,5 @@
-//! The process roles behind the CLI: `serve` (HTTP), `worker`, `all` (both), `migrate`, and
-//! the one-shot `purge`.
+//! The process roles behind the CLI: `serve` (HTTP: `_send` and the egov-otp API), `worker`,
+//! `all` (both), `otp-api` (the egov-otp API alone), `migrate`, and the one-shot `purge`.
 //! Each takes the validated settings and a shutdown token, and returns when the token is
 //! cancelled and its work is drained. Every role but `migrate` applies pending migrations first
 //! (safe with several instances starting at once).
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{SendMode, Settings};
 use crate::http::outcome_waiters::OutcomeWaiters;
-use crate::http::{self, AppState};
+use crate::http::{self, Apis, AppState};
 use crate::kafka::EventProducer;
 use crate::store::OtpStore;
 use crate::worker;
@@ -103,9 +103,10 @@ async fn migrated_store(settings: &Settings) -> anyhow::Result<OtpStore> {
     Ok(store)
 }
 
-/// The HTTP role: binds `USER_OTP_HTTP_PORT` on all interfaces and serves until shutdown, then
-/// finishes in-flight requests and flushes the producer. `with_worker`: the worker runs in this
-/// process too (its readiness then includes PostgreSQL).
+/// The HTTP role: serves `_send` (and the egov-otp API, unless `USER_OTP_OTP_API_PORT` gives it
+/// a port of its own) on `USER_OTP_HTTP_PORT`, on all interfaces, until shutdown; then finishes
+/// in-flight requests and flushes the producer. `with_worker`: the worker runs in this process
+/// too (its readiness then includes PostgreSQL).
 async fn serve_with(
     settings: &Settings,
     store: OtpStore,
@@ -113,11 +114,6 @@ async fn serve_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
-    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.http.port));
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding HTTP port {}", settings.http.port))?;
-    tracing::info!(%address, request_topic = %settings.kafka.request_topic, "HTTP server listening");
     let mut state = AppState::new(settings, producer.clone(), store);
     if with_worker {
         state = state.with_worker();
@@ -132,13 +128,66 @@ async fn serve_with(
         );
         state = state.with_outcome_waiters(waiters);
     }
-    http::serve(listener, state, shutdown)
-        .await
-        .context("HTTP server")?;
+    let (public_apis, otp_listener) = match settings.http.otp_api_port {
+        Some(port) => (Apis::SEND, Some(bind(port, "the egov-otp API").await?)),
+        None => (Apis::BOTH, None),
+    };
+    let public = bind(settings.http.port, "_send").await?;
+    tracing::info!(
+        port = settings.http.port,
+        context_path = %settings.http.context_path,
+        request_topic = %settings.kafka.request_topic,
+        "HTTP server listening"
+    );
+    let otp_served = async {
+        match otp_listener {
+            Some(listener) => {
+                http::serve(listener, state.clone(), Apis::OTP, shutdown.clone()).await
+            }
+            None => Ok(()),
+        }
+    };
+    let (public_served, otp_served) = tokio::join!(
+        http::serve(public, state.clone(), public_apis, shutdown.clone()),
+        otp_served
+    );
+    public_served.context("HTTP server")?;
+    otp_served.context("egov-otp API server")?;
     tracing::info!("HTTP server stopped; flushing the producer");
+    flush(&producer).await
+}
+
+/// The egov-otp API alone (role `otp-api`, the `egov-otp` Service): on `USER_OTP_OTP_API_PORT`
+/// when set, else on `USER_OTP_HTTP_PORT`.
+pub async fn otp_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = migrated_store(settings).await?;
+    let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
+    let state = AppState::new(settings, producer.clone(), store);
+    let port = settings.http.otp_api_port.unwrap_or(settings.http.port);
+    let listener = bind(port, "the egov-otp API").await?;
+    tracing::info!(
+        port,
+        otp_api_path = %settings.http.otp_api_path,
+        "egov-otp API listening"
+    );
+    http::serve(listener, state, Apis::OTP, shutdown)
+        .await
+        .context("egov-otp API server")?;
+    flush(&producer).await
+}
+
+/// A listener on `port` of every interface, for `what`.
+async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding port {port} for {what}"))
+}
+
+/// Waits for queued events (validation outcomes, requests) to be acknowledged.
+async fn flush(producer: &EventProducer) -> anyhow::Result<()> {
     producer
         .flush(FLUSH_TIMEOUT)
         .await
-        .context("flushing the Kafka producer")?;
-    Ok(())
+        .context("flushing the Kafka producer")
 }

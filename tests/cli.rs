@@ -20,7 +20,7 @@ fn help_lists_every_role() {
     let output = run(&["--help"], &[]);
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    for role in ["serve", "worker", "all", "migrate"] {
+    for role in ["serve", "worker", "all", "otp-api", "migrate", "purge"] {
         assert!(text.contains(role), "--help lacks {role}: {text}");
     }
 }

@@ -23,6 +23,9 @@ const fn digit(name: &'static str, digit: &'static str) -> Key {
 
 pub const PROFILE: Key = own("USER_OTP_PROFILE");
 pub const HTTP_PORT: Key = digit("USER_OTP_HTTP_PORT", "SERVER_PORT");
+pub const CONTEXT_PATH: Key = digit("USER_OTP_CONTEXT_PATH", "SERVER_SERVLET_CONTEXT_PATH");
+pub const OTP_API_PATH: Key = own("USER_OTP_OTP_API_PATH");
+pub const OTP_API_PORT: Key = own("USER_OTP_OTP_API_PORT");
 pub const HTTP_MAX_BODY_BYTES: Key = own("USER_OTP_HTTP_MAX_BODY_BYTES");
 pub const HTTP_HEADER_READ_TIMEOUT_MS: Key = own("USER_OTP_HTTP_HEADER_READ_TIMEOUT_MS");
 pub const HTTP_REQUEST_TIMEOUT_MS: Key = own("USER_OTP_HTTP_REQUEST_TIMEOUT_MS");
@@ -97,6 +100,9 @@ pub const CONFIG_FILE: Key = own(super::sources::CONFIG_FILE_KEY);
 pub const ALL: &[Key] = &[
     PROFILE,
     HTTP_PORT,
+    CONTEXT_PATH,
+    OTP_API_PATH,
+    OTP_API_PORT,
     HTTP_MAX_BODY_BYTES,
     HTTP_HEADER_READ_TIMEOUT_MS,
     HTTP_REQUEST_TIMEOUT_MS,

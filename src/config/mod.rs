@@ -46,6 +46,14 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// Whether `_send` waits for the request's outcome (`USER_OTP_SEND_MODE`).
     pub send_mode: SendMode,
+    /// Prefix of `_send` and its health paths, e.g. `/user-otp` or `/assam/user-otp`; `""` for
+    /// the root (`USER_OTP_CONTEXT_PATH`, DIGIT's `SERVER_SERVLET_CONTEXT_PATH`).
+    pub context_path: String,
+    /// Prefix of the egov-otp API and its health paths, e.g. `/otp` (`USER_OTP_OTP_API_PATH`).
+    pub otp_api_path: String,
+    /// The port the egov-otp API is served on instead of the public one
+    /// (`USER_OTP_OTP_API_PORT`); `None`: the public port.
+    pub otp_api_port: Option<u16>,
 }
 
 /// How `_send` answers (`USER_OTP_SEND_MODE`, `USER_OTP_SYNC_WAIT_MS`).
@@ -212,6 +220,9 @@ impl Settings {
                 max_concurrent_requests: read
                     .number(keys::HTTP_MAX_CONCURRENT_REQUESTS, 1..=1_000_000)?,
                 send_mode: read.send_mode()?,
+                context_path: read.path_prefix(keys::CONTEXT_PATH)?,
+                otp_api_path: read.path_prefix(keys::OTP_API_PATH)?,
+                otp_api_port: read.otp_api_port()?,
             },
             kafka: KafkaSettings {
                 bootstrap_servers: read.text(keys::KAFKA_BOOTSTRAP_SERVERS)?,
@@ -363,6 +374,54 @@ impl Reader<'_> {
             }
             _ => Err(self.invalid(keys::SEND_MODE, "expected async or sync")),
         }
+    }
+
+    /// A path prefix: `/` and segments of URL-safe characters (`A-Z a-z 0-9 . _ ~ -`), a
+    /// trailing `/` dropped; `/` alone is the root (`""`).
+    fn path_prefix(&self, key: Key) -> Result<String, ConfigError> {
+        let value = self.text(key)?;
+        let prefix = value.trim_end_matches('/');
+        let segment_ok = |segment: &str| {
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+        };
+        let valid =
+            value.starts_with('/') && (prefix.is_empty() || prefix[1..].split('/').all(segment_ok));
+        if valid && prefix.len() <= 200 {
+            Ok(prefix.to_owned())
+        } else {
+            Err(self.invalid(
+                key,
+                &format!("{value:?} is not a path prefix such as /user-otp or /assam/user-otp"),
+            ))
+        }
+    }
+
+    /// `USER_OTP_OTP_API_PORT`, which must differ from the public port; and, when both share
+    /// the public port, the egov-otp API path must differ from the context path.
+    fn otp_api_port(&self) -> Result<Option<u16>, ConfigError> {
+        let port = match self.optional(keys::OTP_API_PORT) {
+            None => None,
+            Some(_) => Some(self.number::<u16>(keys::OTP_API_PORT, 1..=65535)?),
+        };
+        let http_port: u16 = self.number(keys::HTTP_PORT, 1..=65535)?;
+        if port == Some(http_port) {
+            return Err(self.invalid(
+                keys::OTP_API_PORT,
+                "must differ from USER_OTP_HTTP_PORT (leave it empty to share that port)",
+            ));
+        }
+        if port.is_none()
+            && self.path_prefix(keys::CONTEXT_PATH)? == self.path_prefix(keys::OTP_API_PATH)?
+        {
+            return Err(self.invalid(
+                keys::OTP_API_PATH,
+                "must differ from the context path while both are served on one port",
+            ));
+        }
+        Ok(port)
     }
 
     fn topic(&self, key: Key) -> Result<String, ConfigError> {

@@ -121,6 +121,13 @@ fn each_invalid_value_names_the_key_that_was_set() {
         ("USER_OTP_SMS_TEXT_LOGIN", "Your code is"),
         ("USER_OTP_HMAC_KEY_ID", "key id"),
         ("USER_OTP_WORKER_BATCH_SIZE", "0"),
+        ("SERVER_SERVLET_CONTEXT_PATH", "assam/user-otp"),
+        ("SERVER_SERVLET_CONTEXT_PATH", "/assam//user-otp"),
+        ("USER_OTP_CONTEXT_PATH", "/user otp"),
+        ("USER_OTP_OTP_API_PATH", "/user-otp"),
+        ("USER_OTP_OTP_API_PORT", "8080"),
+        ("USER_OTP_OTP_API_PORT", "none"),
+        ("USER_OTP_SEND_MODE", "wait"),
     ];
     for (key, value) in cases {
         let err = load(&[(key, value)]).expect_err(&format!("{key}={value} must be refused"));
@@ -240,4 +247,40 @@ fn country_codes_and_pumping_modes_are_checked() {
         header.abuse.client_address_header.as_deref(),
         Some("x-forwarded-for")
     );
+}
+
+#[test]
+fn paths_and_ports_follow_digit_names_with_defaults() {
+    let defaults = load(&[]).expect("defaults");
+    assert_eq!(defaults.http.context_path, "/user-otp");
+    assert_eq!(defaults.http.otp_api_path, "/otp");
+    assert_eq!(defaults.http.otp_api_port, None);
+    assert_eq!(defaults.http.send_mode, SendMode::Async);
+    let naljalseva = load(&[
+        ("SERVER_SERVLET_CONTEXT_PATH", "/assam/user-otp/"),
+        ("USER_OTP_OTP_API_PORT", "8090"),
+        ("USER_OTP_OTP_API_PATH", "/user-otp"),
+        ("USER_OTP_SEND_MODE", "sync"),
+    ])
+    .expect("valid");
+    assert_eq!(naljalseva.http.context_path, "/assam/user-otp");
+    assert_eq!(
+        naljalseva.http.otp_api_path, "/user-otp",
+        "another port: any path"
+    );
+    assert_eq!(naljalseva.http.otp_api_port, Some(8090));
+    assert_eq!(
+        naljalseva.http.send_mode,
+        SendMode::Sync {
+            wait: Duration::from_millis(3000)
+        }
+    );
+    let root = load(&[("USER_OTP_CONTEXT_PATH", "/")]).expect("valid");
+    assert_eq!(root.http.context_path, "");
+    let err = load(&[
+        ("USER_OTP_SEND_MODE", "sync"),
+        ("USER_OTP_SYNC_WAIT_MS", "10000"),
+    ])
+    .expect_err("a wait as long as the request timeout");
+    assert_eq!(err.key, "USER_OTP_SYNC_WAIT_MS");
 }

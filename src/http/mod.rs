@@ -35,8 +35,35 @@ use crate::kafka::EventProducer;
 use crate::store::OtpStore;
 use envelope::LegacyError;
 
-/// DIGIT's context path for this service.
-pub const CONTEXT_PATH: &str = "/user-otp";
+/// Which APIs one listener serves: `_send` (with its health paths under the context path) and
+/// the egov-otp API (with its health paths under `USER_OTP_OTP_API_PATH`). The egov-otp API has
+/// no authentication of its own, so an operator may keep it off the public port
+/// (`USER_OTP_OTP_API_PORT`) or run it alone (role `otp-api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Apis {
+    /// `<context>/v1/_send`, `<context>/health`, `<context>/health/ready`.
+    pub send: bool,
+    /// `<otp>/v1/_validate`, `<otp>/v1/_search`, `<otp>/health`, `<otp>/health/ready`.
+    pub otp: bool,
+}
+
+impl Apis {
+    /// Both on one listener (the default: `USER_OTP_OTP_API_PORT` unset).
+    pub const BOTH: Self = Self {
+        send: true,
+        otp: true,
+    };
+    /// `_send` alone (the public port when the egov-otp API has its own).
+    pub const SEND: Self = Self {
+        send: true,
+        otp: false,
+    };
+    /// The egov-otp API alone (its own port, or role `otp-api`).
+    pub const OTP: Self = Self {
+        send: false,
+        otp: true,
+    };
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -106,11 +133,15 @@ impl AppState {
     }
 }
 
-/// Every route, with the legacy envelope for unknown paths, wrong methods and panics. The API
-/// routes (`_send`, `_validate`, `_search`) have the request timeout and concurrency limit of
-/// `state.limits` (a request over the limit is shed at once with 503 and `Retry-After`); the
-/// health routes have neither, so a flood of slow requests can never make a probe fail.
-pub fn router(state: AppState) -> Router {
+/// The routes of `apis`, with the legacy envelope for unknown paths, wrong methods and panics.
+/// Paths: `_send` under `USER_OTP_CONTEXT_PATH` (default `/user-otp`), the egov-otp API under
+/// `USER_OTP_OTP_API_PATH` (default `/otp`); each has `…/health` (liveness) and
+/// `…/health/ready` (readiness), answering `{"status":"UP"}` as Spring Boot's actuator does.
+/// The API routes (`_send`, `_validate`, `_search`) have the request timeout and concurrency
+/// limit of `state.limits` (a request over the limit is shed at once with 503 and
+/// `Retry-After`); the health routes have neither, so a flood of slow requests can never make a
+/// probe fail.
+pub fn router(state: AppState, apis: Apis) -> Router {
     // One semaphore for the whole server (axum applies a layer to each route separately; the
     // global limit shares its permits across all of them).
     let limits = ServiceBuilder::new()
@@ -120,18 +151,31 @@ pub fn router(state: AppState) -> Router {
             state.limits.max_concurrent_requests,
         ))
         .timeout(state.limits.request_timeout);
-    Router::new()
-        .route(&format!("{CONTEXT_PATH}/v1/_send"), post(send::send_otp))
-        .route("/otp/v1/_validate", post(otp_api::validate))
-        .route("/otp/v1/_search", post(otp_api::search))
-        .route_layer(limits)
-        .route(&format!("{CONTEXT_PATH}/health"), get(health::liveness))
-        .route(
-            &format!("{CONTEXT_PATH}/health/ready"),
-            get(health::send_readiness),
-        )
-        .route("/otp/health", get(health::liveness))
-        .route("/otp/health/ready", get(health::otp_readiness))
+    let context = state.limits.context_path.clone();
+    let otp = state.limits.otp_api_path.clone();
+    let mut api = Router::new();
+    let mut health = Router::new();
+    if apis.send {
+        api = api.route(&format!("{context}/v1/_send"), post(send::send_otp));
+        health = health
+            .route(&format!("{context}/health"), get(health::liveness))
+            .route(
+                &format!("{context}/health/ready"),
+                get(health::send_readiness),
+            );
+    }
+    if apis.otp {
+        api = api
+            .route(&format!("{otp}/v1/_validate"), post(otp_api::validate))
+            .route(&format!("{otp}/v1/_search"), post(otp_api::search));
+        health = health
+            .route(&format!("{otp}/health"), get(health::liveness))
+            .route(&format!("{otp}/health/ready"), get(health::otp_readiness));
+    }
+    if apis.send || apis.otp {
+        api = api.route_layer(limits);
+    }
+    api.merge(health)
         .fallback(|| async { LegacyError::not_found() })
         .method_not_allowed_fallback(|| async { LegacyError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))
@@ -159,7 +203,7 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     LegacyError::internal().into_response()
 }
 
-/// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests
+/// Serves `apis` until `shutdown` is cancelled, then stops accepting and finishes in-flight requests
 /// (our own HTTP/1 accept loop: a header-read timeout on every connection).
 ///
 /// # Errors
@@ -167,8 +211,9 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    apis: Apis,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let header_read_timeout = state.limits.header_read_timeout;
-    server::serve(listener, router(state), header_read_timeout, shutdown).await
+    server::serve(listener, router(state, apis), header_read_timeout, shutdown).await
 }

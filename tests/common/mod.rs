@@ -152,7 +152,12 @@ impl TestApp {
         let address = listener.local_addr().expect("address");
         let shutdown = CancellationToken::new();
         let state = AppState::new(settings, producer, store);
-        tokio::spawn(http::serve(listener, state, shutdown.clone()));
+        tokio::spawn(http::serve(
+            listener,
+            state,
+            http::Apis::BOTH,
+            shutdown.clone(),
+        ));
         Self {
             address,
             client: reqwest::Client::new(),
