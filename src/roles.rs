@@ -2,7 +2,8 @@
 //! `all` (both), `otp-api` (the egov-otp API alone), `migrate`, and the one-shot `purge`.
 //! Each takes the validated settings and a shutdown token, and returns when the token is
 //! cancelled and its work is drained. Every role but `migrate` applies pending migrations first
-//! (safe with several instances starting at once).
+//! (safe with several instances starting at once), or with `USER_OTP_MIGRATE_ON_START=false`
+//! only checks that the schema has every migration this build needs.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -84,22 +85,64 @@ pub async fn purge(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the database migrations and exits.
+/// Applies the database migrations and exits. As `USER_OTP_MIGRATE_USERNAME` (DIGIT's
+/// `FLYWAY_USER`) when set, which then grants the datasource user what the service needs; else
+/// as the datasource user.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store = OtpStore::new(&settings.database)?;
-    let applied = store.migrate().await.context("applying migrations")?;
-    tracing::info!(applied, "migrations up to date");
+    let app_user = &settings.database.username;
+    let owner = settings
+        .migration
+        .owner
+        .as_ref()
+        .unwrap_or(&settings.database);
+    let store = OtpStore::new(owner)?;
+    let applied = store.migrate().await.with_context(|| {
+        format!(
+            "applying migrations on {}:{}/{} as {}",
+            owner.host, owner.port, owner.dbname, owner.username
+        )
+    })?;
+    tracing::info!(applied, user = %owner.username, "migrations up to date");
+    if owner.username != *app_user {
+        store
+            .grant_to(app_user)
+            .await
+            .with_context(|| format!("granting {app_user} the service's privileges"))?;
+    }
     Ok(())
 }
 
+/// The store, with migrations applied (`USER_OTP_MIGRATE_ON_START`, the default) or checked.
+///
+/// # Errors
+/// A migration fails, or (migration at start-up off) the schema lacks a migration this build
+/// needs: then the error names `user-otp migrate`.
 async fn migrated_store(settings: &Settings) -> anyhow::Result<OtpStore> {
-    let store = OtpStore::new(&settings.database)?;
-    store.migrate().await.with_context(|| {
+    let db = &settings.database;
+    let store = OtpStore::new(db)?;
+    if settings.migration.on_start {
+        store.migrate().await.with_context(|| {
+            format!(
+                "applying migrations on {}:{}/{} as {} (a user without DDL rights: run `user-otp migrate` as the schema owner with USER_OTP_MIGRATE_USERNAME, then start with USER_OTP_MIGRATE_ON_START=false)",
+                db.host, db.port, db.dbname, db.username
+            )
+        })?;
+        return Ok(store);
+    }
+    let check = store.schema_check().await.with_context(|| {
         format!(
-            "applying migrations on {}:{}/{}",
-            settings.database.host, settings.database.port, settings.database.dbname
+            "checking the schema version on {}:{}/{} as {}",
+            db.host, db.port, db.dbname, db.username
         )
     })?;
+    if !check.is_current() {
+        anyhow::bail!(
+            "the database schema lacks migrations {:?} that this build needs (version {}); run `user-otp migrate` first (USER_OTP_MIGRATE_ON_START is false)",
+            check.missing,
+            check.needed
+        );
+    }
+    tracing::info!(version = check.needed, "database schema is current");
     Ok(store)
 }
 

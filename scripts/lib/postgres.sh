@@ -114,12 +114,18 @@ pg_app_ok() {
 # Role (LOGIN CREATEDB, password from the env) and database, created when missing; the
 # pg_stat_statements extension in template1 (the server preloads it: see pg_up).
 # The password is (re)set on every up so it always matches LOCAL_PG_PASSWORD.
+# Also the role user_otp_app (password user_otp_app, LOGIN only: no DDL anywhere unless granted),
+# the application user of tests/migrate_credentials.rs, where user_otp owns the schema as
+# DIGIT's migration user (FLYWAY_USER) does.
 pg_ensure_role_and_db() {
     local out
     if ! out=$(pg_psql_admin -v "user=$LOCAL_PG_USER" -v "pass=$LOCAL_PG_PASSWORD" -v "db=$LOCAL_PG_DB" 2>&1 <<'EOF'
 SELECT format('CREATE ROLE %I', :'user')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \gexec
 SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'user', :'pass') \gexec
+SELECT 'CREATE ROLE user_otp_app'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'user_otp_app') \gexec
+ALTER ROLE user_otp_app LOGIN NOCREATEDB NOCREATEROLE PASSWORD 'user_otp_app';
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 \connect template1
@@ -146,10 +152,8 @@ pg_up() {
         log "postgres: already running (pid $pid), checking it"
         wait_until 30 "postgres: pg_isready 127.0.0.1:$LOCAL_PG_PORT" pg_isready_tcp pg_alive ||
             pg_fail "running (pid $pid) but not ready on 127.0.0.1:$LOCAL_PG_PORT (was it started with another LOCAL_PG_PORT? then: scripts/services down postgres)"
-        if ! pg_app_ok; then
-            pg_ensure_role_and_db
-            pg_app_ok || pg_fail "running but $LOCAL_PG_USER cannot log in to $LOCAL_PG_DB over TCP"
-        fi
+        pg_ensure_role_and_db
+        pg_app_ok || pg_fail "running but $LOCAL_PG_USER cannot log in to $LOCAL_PG_DB over TCP"
         log "postgres: up at $(pg_address) (pid $pid)"
         return 0
     fi

@@ -70,6 +70,19 @@ pub enum SendMode {
     },
 }
 
+/// Migrations (README "Deploying on DIGIT", migrations): who applies them and whether every
+/// role does at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationSettings {
+    /// Apply missing migrations at start-up (`USER_OTP_MIGRATE_ON_START`, DIGIT's
+    /// `FLYWAY_ENABLED`); else only check the schema version.
+    pub on_start: bool,
+    /// The database as `user-otp migrate` connects to it: the datasource with the migration
+    /// credentials (`USER_OTP_MIGRATE_USERNAME`/`_PASSWORD`, DIGIT's `FLYWAY_USER`/
+    /// `FLYWAY_PASSWORD`); `None`: the datasource user itself.
+    pub owner: Option<DatabaseSettings>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -159,6 +172,8 @@ pub struct Settings {
     pub user_service: UserServiceSettings,
     pub otp: OtpSettings,
     pub database: DatabaseSettings,
+    /// How and when migrations run.
+    pub migration: MigrationSettings,
     pub hmac_secret: HmacSecret,
     /// Stored beside every hash so the secret can be rotated.
     pub hmac_key_id: String,
@@ -206,7 +221,7 @@ impl Settings {
         warnings.extend(secret::file_warning(sources));
         let abuse = read.abuse(profile)?;
         let retention = read.retention(&abuse, code_ttl)?;
-        Ok(Self {
+        let mut settings = Self {
             profile,
             http: HttpSettings {
                 port: read.number(keys::HTTP_PORT, 1..=65535)?,
@@ -286,13 +301,26 @@ impl Settings {
                     read.optional(keys::DATABASE_PASSWORD).unwrap_or_default(),
                 )?
             },
+            migration: MigrationSettings {
+                on_start: read.flag(keys::MIGRATE_ON_START)?,
+                owner: None,
+            },
             hmac_secret: HmacSecret::load(sources, profile == Profile::Development)?,
             hmac_key_id,
             hmac_previous_keys,
             abuse,
             retention,
             warnings,
-        })
+        };
+        settings.migration.owner = match read.optional(keys::MIGRATE_USERNAME) {
+            Some(username) => Some(DatabaseSettings {
+                username,
+                password: read.optional(keys::MIGRATE_PASSWORD).unwrap_or_default(),
+                ..settings.database.clone()
+            }),
+            None => None,
+        };
+        Ok(settings)
     }
 }
 

@@ -284,3 +284,29 @@ fn paths_and_ports_follow_digit_names_with_defaults() {
     .expect_err("a wait as long as the request timeout");
     assert_eq!(err.key, "USER_OTP_SYNC_WAIT_MS");
 }
+
+#[test]
+fn migration_credentials_and_start_up_follow_digit_names() {
+    let defaults = load(&[]).expect("defaults");
+    assert!(defaults.migration.on_start);
+    assert_eq!(defaults.migration.owner, None);
+    let digit = load(&[
+        ("SPRING_DATASOURCE_USERNAME", "egov_app"),
+        ("FLYWAY_USER", "egov_owner"),
+        ("FLYWAY_PASSWORD", "owner-secret"),
+        ("FLYWAY_ENABLED", "false"),
+    ])
+    .expect("valid");
+    assert!(
+        !digit.migration.on_start,
+        "the environment beats the defaults file"
+    );
+    let owner = digit.migration.owner.expect("migration credentials");
+    assert_eq!(
+        (owner.username.as_str(), owner.password.as_str()),
+        ("egov_owner", "owner-secret")
+    );
+    assert_eq!(owner.dbname, digit.database.dbname);
+    assert_eq!(digit.database.username, "egov_app");
+    assert!(!format!("{owner:?}").contains("owner-secret"));
+}

@@ -133,6 +133,22 @@ impl OtpStore {
         migrate::run(&self.pool).await
     }
 
+    /// Where the schema stands against this build's migrations (see [`migrate::check`]).
+    ///
+    /// # Errors
+    /// The database cannot be reached or the migration history cannot be read.
+    pub async fn schema_check(&self) -> Result<migrate::SchemaCheck, StoreError> {
+        migrate::check(&self.pool).await
+    }
+
+    /// Grants `role` what the service needs on its tables (see [`migrate::grant`]).
+    ///
+    /// # Errors
+    /// The connected user may not grant, or `role` does not exist.
+    pub async fn grant_to(&self, role: &str) -> Result<(), StoreError> {
+        migrate::grant(&self.pool, role).await
+    }
+
     /// True when a connection can run a trivial query.
     pub async fn is_reachable(&self) -> bool {
         match self.pool.get().await {
