@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build: compile with the Rust toolchain (cmake builds librdkafka from source),
-# ship only the binary on a slim Debian as a non-root user.
+# Multi-stage build: compile with the Rust toolchain (cmake builds librdkafka from source; OpenSSL
+# for TLS to PostgreSQL and Kafka), ship only the binary on a slim Debian as a non-root user.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake \
+    && apt-get install -y --no-install-recommends cmake libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -19,7 +19,7 @@ RUN cargo build --release --locked --bin user-otp
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin user-otp
 COPY --from=build /src/target/release/user-otp /usr/local/bin/user-otp

@@ -139,6 +139,68 @@ EOF
     fi
 }
 
+# TLS for the dev/test cluster: a CA of its own ($PG_TLS/ca.crt, what tests/database_tls.rs
+# verifies against) and a server certificate naming localhost only (not 127.0.0.1: verify-full
+# to 127.0.0.1 must fail on the name, verify-ca pass), made once; ssl on and
+# the files set on every up (ALTER SYSTEM, then a reload). The role user_otp_tls (password
+# user_otp_tls, a member of LOCAL_PG_USER) is refused over plain TCP by the first pg_hba.conf
+# line, so a test can tell a TLS connection from a plain one.
+PG_TLS=$PG_DIR/tls
+PG_TLS_HBA='hostnossl all user_otp_tls 127.0.0.1/32 reject'
+
+pg_ensure_tls() {
+    command -v openssl >/dev/null || die "postgres: openssl is missing (apt-get install openssl)"
+    if [[ ! -s $PG_TLS/server.crt || ! -s $PG_TLS/server.key || ! -s $PG_TLS/ca.crt ]]; then
+        log "postgres: making a CA and a server certificate in $PG_TLS"
+        mkdir -p -- "$PG_TLS"
+        local made=$PG_TLS/openssl.log
+        if ! {
+            openssl req -x509 -new -nodes -newkey rsa:2048 -days 3650 -subj '/CN=user-otp dev CA' \
+                -keyout "$PG_TLS/ca.key" -out "$PG_TLS/ca.crt" &&
+                openssl req -new -nodes -newkey rsa:2048 -subj '/CN=localhost' \
+                    -keyout "$PG_TLS/server.key" -out "$PG_TLS/server.csr" &&
+                printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$PG_TLS/server.ext" &&
+                openssl x509 -req -in "$PG_TLS/server.csr" -CA "$PG_TLS/ca.crt" -CAkey "$PG_TLS/ca.key" \
+                    -CAcreateserial -days 3650 -extfile "$PG_TLS/server.ext" -out "$PG_TLS/server.crt"
+        } >"$made" 2>&1; then
+            show_log "$made"
+            die "postgres: could not make the TLS certificates"
+        fi
+        chmod 600 -- "$PG_TLS/server.key" "$PG_TLS/ca.key"
+        chmod 644 -- "$PG_TLS/ca.crt" "$PG_TLS/server.crt"
+        if ((EUID == 0)); then chown -R postgres:postgres -- "$PG_TLS"; fi
+    fi
+    local hba=$PG_DATA/pg_hba.conf
+    if ! grep -qxF -- "$PG_TLS_HBA" "$hba"; then
+        # The first matching line wins in pg_hba.conf; cat into the file keeps its owner.
+        { printf '%s\n' "$PG_TLS_HBA"; cat -- "$hba"; } >"$hba.new" && cat -- "$hba.new" >"$hba" && rm -f -- "$hba.new"
+    fi
+    local out
+    if ! out=$(pg_psql_admin -v "cert=$PG_TLS/server.crt" -v "key=$PG_TLS/server.key" -v "user=$LOCAL_PG_USER" 2>&1 <<'EOF'
+SELECT format('ALTER SYSTEM SET ssl_cert_file = %L', :'cert') \gexec
+SELECT format('ALTER SYSTEM SET ssl_key_file = %L', :'key') \gexec
+ALTER SYSTEM SET ssl = on;
+SELECT 'CREATE ROLE user_otp_tls'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'user_otp_tls') \gexec
+ALTER ROLE user_otp_tls LOGIN NOCREATEDB NOCREATEROLE PASSWORD 'user_otp_tls';
+SELECT format('GRANT %I TO user_otp_tls', :'user') \gexec
+SELECT pg_reload_conf();
+EOF
+    ); then
+        printf '%s\n' "$out" >&2
+        pg_fail "could not turn TLS on"
+    fi
+    # The reload is asynchronous: wait until TLS is served.
+    wait_until 10 "postgres: TLS on 127.0.0.1:$LOCAL_PG_PORT" pg_tls_ok pg_alive ||
+        pg_fail "ssl = on but no TLS connection (see $PG_LOG)"
+}
+
+pg_tls_ok() {
+    PGPASSWORD=user_otp_tls PGCONNECT_TIMEOUT=3 PGSSLMODE=verify-full PGSSLROOTCERT=$PG_TLS/ca.crt \
+        "$PG_BIN/psql" -X -q -At -h localhost -p "$LOCAL_PG_PORT" -U user_otp_tls -d "$LOCAL_PG_DB" \
+        -c 'select 1' >/dev/null 2>&1
+}
+
 pg_fail() {
     show_log "$PG_LOG"
     die "postgres: $*"
@@ -153,6 +215,7 @@ pg_up() {
         wait_until 30 "postgres: pg_isready 127.0.0.1:$LOCAL_PG_PORT" pg_isready_tcp pg_alive ||
             pg_fail "running (pid $pid) but not ready on 127.0.0.1:$LOCAL_PG_PORT (was it started with another LOCAL_PG_PORT? then: scripts/services down postgres)"
         pg_ensure_role_and_db
+        pg_ensure_tls
         pg_app_ok || pg_fail "running but $LOCAL_PG_USER cannot log in to $LOCAL_PG_DB over TCP"
         log "postgres: up at $(pg_address) (pid $pid)"
         return 0
@@ -172,6 +235,7 @@ pg_up() {
     wait_until 30 "postgres: pg_isready 127.0.0.1:$LOCAL_PG_PORT" pg_isready_tcp pg_alive ||
         pg_fail "not ready on 127.0.0.1:$LOCAL_PG_PORT"
     pg_ensure_role_and_db
+    pg_ensure_tls
     pg_app_ok || pg_fail "$LOCAL_PG_USER cannot log in to $LOCAL_PG_DB over TCP with the configured password"
     log "postgres: up at $(pg_address) (pid $pid), database $LOCAL_PG_DB"
 }

@@ -1,14 +1,17 @@
 //! PostgreSQL connection settings from DIGIT's JDBC-style URL.
 //!
 //! DIGIT charts set `SPRING_DATASOURCE_URL=jdbc:postgresql://host:5432/dbname` with the user and
-//! password in separate variables; a plain `postgresql://…` URL is accepted too. JDBC query
-//! parameters other than the libpq ones (`sslmode`, …) are rejected with the key named rather
-//! than silently dropped.
+//! password in separate variables; a plain `postgresql://…` URL is accepted too. The TLS
+//! parameters (`sslmode`, `sslrootcert`, pgjdbc's `ssl` and `sslfactory`) are read
+//! ([`super::database_tls`]); other query parameters than libpq's are rejected with the key
+//! named rather than silently dropped.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::database_tls::{split_url, SslMode};
 use super::error::ConfigError;
 
 /// Where and as whom to connect. `Debug` never shows the password.
@@ -25,6 +28,10 @@ pub struct DatabaseSettings {
     pub wait_timeout: Duration,
     /// Longest to open a connection (TCP and start-up) or to check a pooled one.
     pub connect_timeout: Duration,
+    /// TLS to the server ([`super::database_tls`]).
+    pub ssl_mode: SslMode,
+    /// CA certificates (PEM) the server's certificate must chain to; `None`: the system's.
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -38,19 +45,33 @@ impl fmt::Debug for DatabaseSettings {
             .field("pool_size", &self.pool_size)
             .field("wait_timeout", &self.wait_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
             .finish()
     }
 }
 
 impl DatabaseSettings {
-    /// Parses `url` (JDBC or libpq URL form); `url_key` names the variable for errors.
+    /// Parses `url` (JDBC or libpq URL form); `url_key` names the variable for errors. TLS
+    /// comes from the URL's parameters, else `ssl_mode` and `ssl_root_cert` (the environment's).
+    ///
+    /// # Errors
+    /// The URL is not a PostgreSQL URL with one TCP host and a database name, or has a
+    /// parameter libpq does not know or a TLS parameter with an impossible value.
     pub fn parse(
         url_key: &str,
         url: &str,
         username: String,
         password: String,
+        (ssl_mode, ssl_root_cert): (SslMode, Option<PathBuf>),
     ) -> Result<Self, ConfigError> {
         let bad = |problem: String| ConfigError::new(url_key, problem);
+        let tls = split_url(url).map_err(bad)?;
+        if let Some(path) = &tls.root_cert {
+            std::fs::File::open(path)
+                .map_err(|e| bad(format!("sslrootcert: cannot read {}: {e}", path.display())))?;
+        }
+        let url = tls.rest.as_str();
         let libpq_url = url.strip_prefix("jdbc:").unwrap_or(url);
         if !(libpq_url.starts_with("postgresql://") || libpq_url.starts_with("postgres://")) {
             return Err(bad(
@@ -79,6 +100,8 @@ impl DatabaseSettings {
             pool_size: 8,
             wait_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
+            ssl_mode: tls.mode.unwrap_or(ssl_mode),
+            ssl_root_cert: tls.root_cert.or(ssl_root_cert),
         })
     }
 
@@ -92,7 +115,16 @@ impl DatabaseSettings {
             .user(&self.username)
             .password(&self.password)
             .connect_timeout(self.connect_timeout)
-            .application_name("user-otp");
+            .application_name("user-otp")
+            // The verifying modes need TLS too; what is checked is the connector's business
+            // (`store::tls`).
+            .ssl_mode(match self.ssl_mode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                    tokio_postgres::config::SslMode::Require
+                }
+            });
         config
     }
 }
@@ -102,7 +134,13 @@ mod tests {
     use super::*;
 
     fn parse(url: &str) -> Result<DatabaseSettings, ConfigError> {
-        DatabaseSettings::parse("SPRING_DATASOURCE_URL", url, "u".into(), "p".into())
+        DatabaseSettings::parse(
+            "SPRING_DATASOURCE_URL",
+            url,
+            "u".into(),
+            "p".into(),
+            (SslMode::Prefer, None),
+        )
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod database;
+mod database_tls;
 mod error;
 mod keyring;
 pub mod keys;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use abuse::{AbuseSettings, RetentionSettings};
 pub use database::DatabaseSettings;
+pub use database_tls::SslMode;
 pub use error::ConfigError;
 pub use keyring::PreviousKey;
 pub use secret::HmacSecret;
@@ -299,6 +301,7 @@ impl Settings {
                     &database_url.value,
                     read.text(keys::DATABASE_USERNAME)?,
                     read.optional(keys::DATABASE_PASSWORD).unwrap_or_default(),
+                    read.database_tls()?,
                 )?
             },
             migration: MigrationSettings {
@@ -380,7 +383,31 @@ impl Reader<'_> {
         }
     }
 
-    /// A Kafka topic name: 1–249 of `[A-Za-z0-9._-]`, as the broker requires.
+    /// `PGSSLMODE` and `PGSSLROOTCERT` (the JDBC URL's parameters win over them); the CA file
+    /// must be readable.
+    fn database_tls(&self) -> Result<(SslMode, Option<std::path::PathBuf>), ConfigError> {
+        let text = self.text(keys::DATABASE_SSL_MODE)?;
+        let mode = SslMode::parse(&text).ok_or_else(|| {
+            self.invalid(
+                keys::DATABASE_SSL_MODE,
+                "expected disable, allow, prefer, require, verify-ca or verify-full",
+            )
+        })?;
+        let root_cert = match self.optional(keys::DATABASE_SSL_ROOT_CERT) {
+            Some(path) => {
+                if let Err(error) = std::fs::File::open(&path) {
+                    return Err(self.invalid(
+                        keys::DATABASE_SSL_ROOT_CERT,
+                        &format!("cannot read {path}: {error}"),
+                    ));
+                }
+                Some(path.into())
+            }
+            None => None,
+        };
+        Ok((mode, root_cert))
+    }
+
     /// `USER_OTP_SEND_MODE` and, in sync mode, `USER_OTP_SYNC_WAIT_MS` (shorter than the
     /// request timeout, so the wait ends before the server gives up on the request).
     fn send_mode(&self) -> Result<SendMode, ConfigError> {
@@ -452,6 +479,7 @@ impl Reader<'_> {
         Ok(port)
     }
 
+    /// A Kafka topic name: 1–249 of `[A-Za-z0-9._-]`, as the broker requires.
     fn topic(&self, key: Key) -> Result<String, ConfigError> {
         let found = self.found(key)?;
         let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');

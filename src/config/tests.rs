@@ -310,3 +310,48 @@ fn migration_credentials_and_start_up_follow_digit_names() {
     assert_eq!(digit.database.username, "egov_app");
     assert!(!format!("{owner:?}").contains("owner-secret"));
 }
+
+#[test]
+fn database_tls_follows_libpq_and_the_jdbc_url_wins() {
+    let defaults = load(&[]).expect("defaults");
+    assert_eq!(
+        defaults.database.ssl_mode,
+        SslMode::Prefer,
+        "libpq's and pgjdbc's default"
+    );
+    assert_eq!(defaults.database.ssl_root_cert, None);
+    let ca = std::env::temp_dir().join(format!("user-otp-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, "not checked here").expect("write a CA file");
+    let ca_text = ca.to_string_lossy().into_owned();
+    let env = load(&[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", &ca_text)]).expect("valid");
+    assert_eq!(env.database.ssl_mode, SslMode::VerifyCa);
+    assert_eq!(env.database.ssl_root_cert.as_deref(), Some(ca.as_path()));
+    let url = load(&[
+        ("PGSSLMODE", "disable"),
+        (
+            "SPRING_DATASOURCE_URL",
+            &format!("jdbc:postgresql://db:5432/egov?sslmode=verify-full&sslrootcert={ca_text}"),
+        ),
+        ("FLYWAY_USER", "egov_owner"),
+    ])
+    .expect("valid");
+    assert_eq!(url.database.ssl_mode, SslMode::VerifyFull, "the URL wins");
+    assert_eq!(url.database.dbname, "egov");
+    let owner = url.migration.owner.expect("migration credentials");
+    assert_eq!(
+        (owner.ssl_mode, owner.ssl_root_cert),
+        (SslMode::VerifyFull, Some(ca.clone())),
+        "migrate connects as securely as the service"
+    );
+    let error = load(&[("PGSSLROOTCERT", "/nonexistent/ca.pem")]).expect_err("unreadable");
+    assert!(error.to_string().contains("PGSSLROOTCERT"), "{error}");
+    let error = load(&[("PGSSLMODE", "on")]).expect_err("not a mode");
+    assert!(error.to_string().contains("PGSSLMODE"), "{error}");
+    let error = load(&[(
+        "SPRING_DATASOURCE_URL",
+        "jdbc:postgresql://db/egov?sslrootcert=/nonexistent/ca.pem",
+    )])
+    .expect_err("unreadable");
+    assert!(error.to_string().contains("sslrootcert"), "{error}");
+    let _ = std::fs::remove_file(ca);
+}

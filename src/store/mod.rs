@@ -11,11 +11,14 @@ mod codes;
 pub mod migrate;
 mod outcomes;
 mod purge;
+mod tls;
+
+pub use tls::TlsSetupError;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, SslMode};
 use crate::failure::{sqlstate_kind, Classify, FailureKind};
 
 pub use codes::{CodeStatus, NewestCode, Settled, Settlement, ValidationView};
@@ -38,6 +41,8 @@ pub enum StoreError {
     Build(#[from] deadpool_postgres::BuildError),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
 }
 
 impl StoreError {
@@ -77,19 +82,29 @@ impl Classify for StoreError {
             Self::Pool(
                 PoolError::Timeout(_) | PoolError::Closed | PoolError::PostCreateHook(_),
             ) => FailureKind::Transient,
-            Self::Pool(PoolError::NoRuntimeSpecified) | Self::Build(_) | Self::Corrupt(_) => {
-                FailureKind::Systemic
-            }
+            Self::Pool(PoolError::NoRuntimeSpecified)
+            | Self::Build(_)
+            | Self::Corrupt(_)
+            | Self::Tls(_) => FailureKind::Systemic,
         }
     }
 }
 
-/// `SQLSTATE <code>: <message>` for a server error, else the driver's own description.
+/// `SQLSTATE <code>: <message>` for a server error, else the driver's own description with its
+/// causes (e.g. `error performing TLS handshake: … certificate verify failed`: the operator's
+/// first clue).
 fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
-        None => error.to_string(),
+    if let Some(db) = error.as_db_error() {
+        return format!("SQLSTATE {}: {}", db.code().code(), db.message());
     }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn describe_pool(error: &deadpool_postgres::PoolError) -> String {
@@ -109,13 +124,13 @@ pub struct OtpStore {
 impl OtpStore {
     /// A pool for `settings` (connections are opened lazily).
     pub fn new(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let manager = Manager::from_config(
-            settings.pg_config(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match settings.ssl_mode {
+            SslMode::Disable => Manager::from_config(settings.pg_config(), NoTls, config),
+            _ => Manager::from_config(settings.pg_config(), tls::connector(settings)?, config),
+        };
         // Bounded waits: an unreachable PostgreSQL fails a call within about the connect
         // timeout instead of queueing callers behind it.
         let pool = Pool::builder(manager)
