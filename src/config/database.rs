@@ -28,7 +28,7 @@ pub struct DatabaseSettings {
     pub wait_timeout: Duration,
     /// Longest to open a connection (TCP and start-up) or to check a pooled one.
     pub connect_timeout: Duration,
-    /// TLS to the server ([`super::database_tls`]).
+    /// TLS to the server ([`SslMode`] has the modes and their meaning).
     pub ssl_mode: SslMode,
     /// CA certificates (PEM) the server's certificate must chain to; `None`: the system's.
     pub ssl_root_cert: Option<PathBuf>,

@@ -16,13 +16,19 @@
 
 use std::path::PathBuf;
 
-/// How the connection to PostgreSQL is secured.
+/// How the connection to PostgreSQL is secured: libpq's `sslmode` (README "Configuration",
+/// `USER_OTP_DATABASE_SSL_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
+    /// Plain TCP.
     Disable,
+    /// TLS when the server offers it, else plain; the certificate is not checked.
     Prefer,
+    /// TLS or no connection; the certificate is checked only when a CA file is given.
     Require,
+    /// TLS; the certificate must chain to the CA file (or the system's CAs).
     VerifyCa,
+    /// `VerifyCa`, and the certificate must name the host connected to.
     VerifyFull,
 }
 

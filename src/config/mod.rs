@@ -7,8 +7,10 @@ mod abuse;
 mod database;
 mod database_tls;
 mod error;
+mod kafka_security;
 mod keyring;
 pub mod keys;
+mod localization;
 mod secret;
 pub mod sources;
 
@@ -19,7 +21,9 @@ pub use abuse::{AbuseSettings, RetentionSettings};
 pub use database::DatabaseSettings;
 pub use database_tls::SslMode;
 pub use error::ConfigError;
+pub use kafka_security::{KafkaSecurity, SaslCredentials, SaslMechanism, SecurityProtocol};
 pub use keyring::PreviousKey;
+pub use localization::LocalizationSettings;
 pub use secret::HmacSecret;
 pub use sources::Sources;
 
@@ -88,6 +92,8 @@ pub struct MigrationSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
+    /// Protocol, SASL and TLS of every client ([`KafkaSecurity`]).
+    pub security: KafkaSecurity,
     /// Upper bound on waiting for the broker's acknowledgement of a produced event.
     pub send_timeout: Duration,
     pub linger_ms: u32,
@@ -143,6 +149,8 @@ pub struct OtpSettings {
     pub sms_texts: PerType<Option<String>>,
     /// DLT template ids per type, for the SMS event's `templateId`.
     pub dlt_template_ids: PerType<Option<String>>,
+    /// DLT template ids of localized texts, per type and locale (`hi_IN` → id).
+    pub dlt_template_ids_by_locale: PerType<std::collections::BTreeMap<String, String>>,
     /// Whether login and passwordreset codes also go by email (DIGIT does).
     pub email_enabled: bool,
 }
@@ -172,6 +180,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub kafka: KafkaSettings,
     pub user_service: UserServiceSettings,
+    /// egov-localization: where SMS and email texts come from first.
+    pub localization: LocalizationSettings,
     pub otp: OtpSettings,
     pub database: DatabaseSettings,
     /// How and when migrations run.
@@ -243,6 +253,7 @@ impl Settings {
             },
             kafka: KafkaSettings {
                 bootstrap_servers: read.text(keys::KAFKA_BOOTSTRAP_SERVERS)?,
+                security: read.kafka_security()?,
                 send_timeout: Duration::from_millis(
                     read.number(keys::KAFKA_SEND_TIMEOUT_MS, 100..=300_000)?,
                 ),
@@ -269,6 +280,7 @@ impl Settings {
                     read.number(keys::USER_TIMEOUT_MS, 50..=60_000)?,
                 ),
             },
+            localization: read.localization()?,
             otp: OtpSettings {
                 sms_expiry: Duration::from_millis(
                     read.number(keys::SMS_EXPIRY_MS, 100..=3_600_000)?,
@@ -285,6 +297,12 @@ impl Settings {
                     register: read.optional(keys::DLT_TEMPLATE_ID_REGISTER),
                     login: read.optional(keys::DLT_TEMPLATE_ID_LOGIN),
                     password_reset: read.optional(keys::DLT_TEMPLATE_ID_PASSWORDRESET),
+                },
+                dlt_template_ids_by_locale: PerType {
+                    register: read.dlt_ids_by_locale(keys::DLT_TEMPLATE_IDS_BY_LOCALE_REGISTER)?,
+                    login: read.dlt_ids_by_locale(keys::DLT_TEMPLATE_IDS_BY_LOCALE_LOGIN)?,
+                    password_reset: read
+                        .dlt_ids_by_locale(keys::DLT_TEMPLATE_IDS_BY_LOCALE_PASSWORDRESET)?,
                 },
                 email_enabled: read.flag(keys::EMAIL_OTP_ENABLED)?,
             },
@@ -393,19 +411,129 @@ impl Reader<'_> {
                 "expected disable, allow, prefer, require, verify-ca or verify-full",
             )
         })?;
-        let root_cert = match self.optional(keys::DATABASE_SSL_ROOT_CERT) {
-            Some(path) => {
-                if let Err(error) = std::fs::File::open(&path) {
-                    return Err(self.invalid(
-                        keys::DATABASE_SSL_ROOT_CERT,
-                        &format!("cannot read {path}: {error}"),
-                    ));
-                }
-                Some(path.into())
-            }
-            None => None,
+        Ok((mode, self.readable_file(keys::DATABASE_SSL_ROOT_CERT)?))
+    }
+
+    /// An optional path to a file that must be readable now (a certificate, a key).
+    fn readable_file(&self, key: Key) -> Result<Option<std::path::PathBuf>, ConfigError> {
+        let Some(path) = self.optional(key) else {
+            return Ok(None);
         };
-        Ok((mode, root_cert))
+        match std::fs::File::open(&path) {
+            Ok(_) => Ok(Some(path.into())),
+            Err(error) => Err(self.invalid(key, &format!("cannot read {path}: {error}"))),
+        }
+    }
+
+    /// The Kafka clients' security ([`kafka_security`]): SASL settings only with a SASL
+    /// protocol and TLS files only with a TLS one, so that credentials set beside a forgotten
+    /// protocol stop the service instead of going unused over plain TCP.
+    fn kafka_security(&self) -> Result<KafkaSecurity, ConfigError> {
+        let protocol = SecurityProtocol::parse(&self.text(keys::KAFKA_SECURITY_PROTOCOL)?)
+            .ok_or_else(|| {
+                self.invalid(
+                    keys::KAFKA_SECURITY_PROTOCOL,
+                    "expected plaintext, ssl, sasl_plaintext or sasl_ssl",
+                )
+            })?;
+        let jaas = self
+            .optional(keys::KAFKA_SASL_JAAS_CONFIG)
+            .map(|line| {
+                kafka_security::jaas_credentials(&line).ok_or_else(|| {
+                    self.invalid(
+                        keys::KAFKA_SASL_JAAS_CONFIG,
+                        "no username=\"…\" and password=\"…\" in it",
+                    )
+                })
+            })
+            .transpose()?;
+        let username = self.optional(keys::KAFKA_SASL_USERNAME);
+        let password = self.optional(keys::KAFKA_SASL_PASSWORD);
+        let mechanism = self.optional(keys::KAFKA_SASL_MECHANISM);
+        let sasl = if protocol.uses_sasl() {
+            let mechanism = mechanism
+                .ok_or_else(|| self.invalid(keys::KAFKA_SASL_MECHANISM, "required with SASL"))
+                .and_then(|m| {
+                    SaslMechanism::parse(&m)
+                        .map_err(|problem| self.invalid(keys::KAFKA_SASL_MECHANISM, &problem))
+                })?;
+            let (jaas_user, jaas_password) = jaas.unzip();
+            let required = |key: Key| {
+                self.invalid(
+                    key,
+                    "required with SASL (or USER_OTP_KAFKA_SASL_JAAS_CONFIG)",
+                )
+            };
+            Some(SaslCredentials {
+                mechanism,
+                username: username
+                    .or(jaas_user)
+                    .ok_or_else(|| required(keys::KAFKA_SASL_USERNAME))?,
+                password: password
+                    .or(jaas_password)
+                    .ok_or_else(|| required(keys::KAFKA_SASL_PASSWORD))?,
+            })
+        } else {
+            let set = [
+                (keys::KAFKA_SASL_USERNAME, username.is_some()),
+                (keys::KAFKA_SASL_PASSWORD, password.is_some()),
+                (keys::KAFKA_SASL_JAAS_CONFIG, jaas.is_some()),
+            ];
+            if let Some((key, _)) = set.into_iter().find(|(_, set)| *set) {
+                return Err(self.invalid(
+                    key,
+                    &format!(
+                        "set, but the security protocol is {} (sasl_ssl or sasl_plaintext uses it)",
+                        protocol.as_str()
+                    ),
+                ));
+            }
+            None
+        };
+        let tls_files = [
+            keys::KAFKA_SSL_CA_LOCATION,
+            keys::KAFKA_SSL_CERTIFICATE_LOCATION,
+            keys::KAFKA_SSL_KEY_LOCATION,
+        ];
+        if !protocol.uses_tls() {
+            if let Some(key) = tls_files.into_iter().find(|k| self.optional(*k).is_some()) {
+                return Err(self.invalid(
+                    key,
+                    &format!(
+                        "set, but the security protocol is {} (ssl or sasl_ssl uses it)",
+                        protocol.as_str()
+                    ),
+                ));
+            }
+        }
+        let ssl_certificate_location = self.readable_file(keys::KAFKA_SSL_CERTIFICATE_LOCATION)?;
+        let ssl_key_location = self.readable_file(keys::KAFKA_SSL_KEY_LOCATION)?;
+        if ssl_certificate_location.is_some() != ssl_key_location.is_some() {
+            return Err(self.invalid(
+                keys::KAFKA_SSL_KEY_LOCATION,
+                "a client certificate and its key go together (USER_OTP_KAFKA_SSL_CERTIFICATE_LOCATION and USER_OTP_KAFKA_SSL_KEY_LOCATION)",
+            ));
+        }
+        let ssl_endpoint_identification =
+            match self.text(keys::KAFKA_SSL_ENDPOINT_IDENTIFICATION)?.as_str() {
+                "https" => true,
+                "none" => false,
+                _ => {
+                    return Err(self.invalid(
+                        keys::KAFKA_SSL_ENDPOINT_IDENTIFICATION,
+                        "expected https (check the broker's name) or none",
+                    ))
+                }
+            };
+        Ok(KafkaSecurity {
+            protocol,
+            sasl,
+            ssl_ca_location: self.readable_file(keys::KAFKA_SSL_CA_LOCATION)?,
+            ssl_certificate_location,
+            ssl_key_location,
+            ssl_key_password: self.optional(keys::KAFKA_SSL_KEY_PASSWORD),
+            ssl_endpoint_identification,
+        })
     }
 
     /// `USER_OTP_SEND_MODE` and, in sync mode, `USER_OTP_SYNC_WAIT_MS` (shorter than the

@@ -355,3 +355,100 @@ fn database_tls_follows_libpq_and_the_jdbc_url_wins() {
     assert!(error.to_string().contains("sslrootcert"), "{error}");
     let _ = std::fs::remove_file(ca);
 }
+
+#[test]
+fn kafka_security_takes_spring_names_and_refuses_settings_it_would_not_use() {
+    let defaults = load(&[]).expect("defaults");
+    assert_eq!(defaults.kafka.security, KafkaSecurity::plaintext());
+    let spring = load(&[
+        ("SPRING_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("SPRING_KAFKA_PROPERTIES_SASL_MECHANISM", "SCRAM-SHA-512"),
+        (
+            "SPRING_KAFKA_PROPERTIES_SASL_JAAS_CONFIG",
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="egov" password="kafka-secret";"#,
+        ),
+    ])
+    .expect("valid");
+    let security = &spring.kafka.security;
+    assert_eq!(security.protocol, SecurityProtocol::SaslSsl);
+    let sasl = security.sasl.as_ref().expect("SASL credentials");
+    assert_eq!(
+        (
+            sasl.mechanism,
+            sasl.username.as_str(),
+            sasl.password.as_str()
+        ),
+        (SaslMechanism::ScramSha512, "egov", "kafka-secret")
+    );
+    assert!(!format!("{spring:?}").contains("kafka-secret"));
+    let own = load(&[
+        ("USER_OTP_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+        ("USER_OTP_KAFKA_SASL_MECHANISM", "PLAIN"),
+        ("USER_OTP_KAFKA_SASL_USERNAME", "own"),
+        ("USER_OTP_KAFKA_SASL_PASSWORD", "own-secret"),
+        (
+            "USER_OTP_KAFKA_SASL_JAAS_CONFIG",
+            r#"x required username="jaas" password="jaas-secret";"#,
+        ),
+    ])
+    .expect("valid");
+    assert_eq!(
+        own.kafka.security.sasl.map(|s| (s.username, s.password)),
+        Some(("own".into(), "own-secret".into())),
+        "the plain keys win over the JAAS line"
+    );
+    let refused = |vars: &[(&str, &str)], key: &str| {
+        let error = load(vars).expect_err("refused");
+        assert_eq!(error.key, key, "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+    };
+    refused(
+        &[("USER_OTP_KAFKA_SASL_PASSWORD", "secret")],
+        "USER_OTP_KAFKA_SASL_PASSWORD",
+    );
+    refused(
+        &[(
+            "USER_OTP_KAFKA_SSL_CA_LOCATION",
+            "/etc/ssl/certs/ca-certificates.crt",
+        )],
+        "USER_OTP_KAFKA_SSL_CA_LOCATION",
+    );
+    refused(
+        &[("SPRING_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")],
+        "USER_OTP_KAFKA_SASL_MECHANISM",
+    );
+    refused(
+        &[
+            ("SPRING_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("SPRING_KAFKA_PROPERTIES_SASL_MECHANISM", "GSSAPI"),
+        ],
+        "SPRING_KAFKA_PROPERTIES_SASL_MECHANISM",
+    );
+    refused(
+        &[
+            ("USER_OTP_KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("USER_OTP_KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("USER_OTP_KAFKA_SASL_USERNAME", "u"),
+        ],
+        "USER_OTP_KAFKA_SASL_PASSWORD",
+    );
+    refused(
+        &[
+            ("USER_OTP_KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("USER_OTP_KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("USER_OTP_KAFKA_SASL_JAAS_CONFIG", "x required user=secret;"),
+        ],
+        "USER_OTP_KAFKA_SASL_JAAS_CONFIG",
+    );
+    refused(
+        &[
+            ("USER_OTP_KAFKA_SECURITY_PROTOCOL", "ssl"),
+            ("USER_OTP_KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem"),
+        ],
+        "USER_OTP_KAFKA_SSL_CA_LOCATION",
+    );
+    refused(
+        &[("USER_OTP_KAFKA_SECURITY_PROTOCOL", "tls")],
+        "USER_OTP_KAFKA_SECURITY_PROTOCOL",
+    );
+}

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -70,17 +69,16 @@ impl OutcomeWaiters {
         settings: &KafkaSettings,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, KafkaError> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("client.id", "user-otp-outcome-waiters")
-            // Needed by librdkafka for assign(); the group is never joined and nothing is
-            // committed, so every instance may share it.
-            .set("group.id", "user-otp-outcome-waiters")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "10")
-            .create()?;
+        let consumer: StreamConsumer =
+            crate::kafka::client_config(settings, "user-otp-outcome-waiters")
+                // Needed by librdkafka for assign(); the group is never joined and nothing is
+                // committed, so every instance may share it.
+                .set("group.id", "user-otp-outcome-waiters")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "false")
+                .set("fetch.wait.max.ms", "10")
+                .create()?;
         let waiters = Arc::new(Self {
             pending: Mutex::new(HashMap::new()),
             positioned: AtomicBool::new(false),

@@ -10,7 +10,9 @@
 //! outcome is durable, in partition order; idempotency on the request id turns redelivery into
 //! exactly-once effects.
 
+mod client;
 pub mod headers;
 mod producer;
 
+pub use client::{client_config, with_security};
 pub use producer::{EventProducer, ProduceError};

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -56,9 +55,7 @@ pub struct EventProducer {
 impl EventProducer {
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
         let timeout_ms = settings.send_timeout.as_millis().to_string();
-        let inner: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("client.id", "user-otp")
+        let inner: FutureProducer = super::client_config(settings, "user-otp")
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", settings.linger_ms.to_string())

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -131,14 +130,12 @@ pub(super) fn subscribe(
     settings: &KafkaSettings,
     assignment: Assignment,
 ) -> Result<RequestConsumer, KafkaError> {
-    let mut config = ClientConfig::new();
+    let mut config = crate::kafka::client_config(settings, "user-otp-worker");
     if let Some(instance) = &settings.group_instance_id {
         config.set("group.instance.id", instance);
     }
     let consumer: RequestConsumer = config
-        .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("group.id", &settings.consumer_group)
-        .set("client.id", "user-otp-worker")
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")

@@ -41,8 +41,8 @@ pub(crate) struct Pipeline {
     pub(crate) users: UserClient,
     /// Writes SMS, email and dead-letter events.
     pub(crate) producer: EventProducer,
-    /// For scans of the SMS topic (crash recovery, timed-out sends).
-    pub(crate) bootstrap_servers: String,
+    /// For scans of the SMS topic (crash recovery, timed-out sends): brokers and security.
+    pub(crate) scan_client: rdkafka::ClientConfig,
     /// Keyed hashes of codes and request fingerprints.
     pub(crate) hasher: CodeHasher,
     /// SMS and email texts per OTP type.
@@ -106,7 +106,7 @@ impl Pipeline {
             store,
             users,
             producer,
-            bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+            scan_client: crate::kafka::client_config(&settings.kafka, "user-otp-sent-scan"),
             hasher: CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes()),
             templates: templates(settings),
             topics: Topics {

@@ -38,7 +38,8 @@ pub(super) const SENT_SCAN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A scan of the SMS topic for some code ids, resumable across attempts.
 #[derive(Debug, Clone)]
 pub(super) struct SentScan {
-    bootstrap_servers: String,
+    /// Brokers, security and client id ([`crate::kafka::client_config`]).
+    client: ClientConfig,
     topic: String,
     since_ms: i64,
     code_ids: HashSet<Uuid>,
@@ -51,13 +52,13 @@ impl SentScan {
     /// A scan of `topic` from `since_ms` (epoch ms, minus a slack for clock skew) for SMS events
     /// of `code_ids`.
     pub(super) fn new(
-        bootstrap_servers: &str,
+        client: &ClientConfig,
         topic: &str,
         since_ms: i64,
         code_ids: HashSet<Uuid>,
     ) -> Self {
         Self {
-            bootstrap_servers: bootstrap_servers.to_owned(),
+            client: client.clone(),
             topic: topic.to_owned(),
             since_ms: since_ms - SCAN_SLACK_MS,
             code_ids,
@@ -89,8 +90,9 @@ impl SentScan {
 
     fn scan(&mut self, timeout: Duration) -> Result<HashSet<Uuid>, KafkaError> {
         let deadline = Instant::now() + timeout;
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap_servers)
+        let consumer: BaseConsumer = self
+            .client
+            .clone()
             .set("group.id", "user-otp-sent-scan")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")

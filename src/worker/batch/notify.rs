@@ -188,7 +188,7 @@ impl Pipeline {
         let maybe_written = std::sync::atomic::AtomicBool::new(maybe_written);
         let new_scan = || {
             SentScan::new(
-                &self.bootstrap_servers,
+                &self.scan_client,
                 &self.topics.sms,
                 since_ms,
                 HashSet::from([code_id]),

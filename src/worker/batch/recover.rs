@@ -44,7 +44,7 @@ impl Pipeline {
             let code_ids = recoveries.iter().map(|r| r.delivery.code_id).collect();
             // Behind a lock only so each attempt can resume the same scan.
             let scan = tokio::sync::Mutex::new(SentScan::new(
-                &self.bootstrap_servers,
+                &self.scan_client,
                 &self.topics.sms,
                 since,
                 code_ids,
