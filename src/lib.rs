@@ -13,6 +13,7 @@ pub mod domain;
 pub mod failure;
 pub mod http;
 pub mod kafka;
+pub mod localization;
 pub mod retry;
 pub mod roles;
 pub mod shutdown;

@@ -7,6 +7,7 @@ FAKE_PID=$FAKE_DIR/fake-egov-user.pid
 FAKE_LOG=$FAKE_DIR/fake-egov-user.log
 FAKE_BUILD_LOG=$FAKE_DIR/cargo-build.log
 FAKE_USERS=$REPO_DIR/dev/fake-egov-users.json
+FAKE_LOCALIZATION=$REPO_DIR/dev/fake-localization.json
 FAKE_URL=http://127.0.0.1:$LOCAL_FAKE_USER_PORT
 
 # Respect CARGO_TARGET_DIR (a relative one is relative to the repo root, where cargo runs).
@@ -67,7 +68,7 @@ fake_up() {
     [[ -x $bin ]] || die "fake-egov-user: cargo build succeeded but $bin is missing"
     log "fake-egov-user: starting on $FAKE_URL (log: $FAKE_LOG)"
     start_background "$FAKE_PID" "$FAKE_LOG" \
-        "$bin" --port "$LOCAL_FAKE_USER_PORT" --users "$FAKE_USERS"
+        "$bin" --port "$LOCAL_FAKE_USER_PORT" --users "$FAKE_USERS" --localization "$FAKE_LOCALIZATION"
     pid=$(read_pid "$FAKE_PID")
     wait_until 30 "fake-egov-user: POST $FAKE_URL/user/_search" fake_search_ok fake_alive ||
         fake_fail "started (pid $pid) but $FAKE_URL/user/_search does not answer"

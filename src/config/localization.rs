@@ -71,9 +71,7 @@ impl Reader<'_> {
             cache_ttl: Duration::from_secs(
                 self.number(keys::LOCALIZATION_CACHE_TTL_SECONDS, 1..=86_400)?,
             ),
-            timeout: Duration::from_millis(
-                self.number(keys::LOCALIZATION_TIMEOUT_MS, 50..=10_000)?,
-            ),
+            timeout: Duration::from_millis(self.number(keys::LOCALIZATION_TIMEOUT_MS, 50..=2_000)?),
         })
     }
 

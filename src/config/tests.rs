@@ -452,3 +452,53 @@ fn kafka_security_takes_spring_names_and_refuses_settings_it_would_not_use() {
         "USER_OTP_KAFKA_SECURITY_PROTOCOL",
     );
 }
+
+#[test]
+fn localization_follows_digit_names_and_dlt_ids_per_locale_are_pairs() {
+    let defaults = load(&[]).expect("defaults");
+    assert_eq!(
+        defaults.localization.search_url(),
+        None,
+        "off without a host"
+    );
+    assert_eq!(
+        defaults.localization.sms_keys.password_reset,
+        ["sms.pwd.reset.otp.msg", "RESET_PASSWORD_OTP"],
+        "DIGIT's key, then mGramSeva's"
+    );
+    let digit = load(&[
+        ("EGOV_LOCALISATION_HOST", "http://egov-localization:8080/"),
+        (
+            "EGOV_LOCALISATION_SEARCH_ENDPOINT",
+            "/localization/messages/v1/_search",
+        ),
+        ("EGOV_LOCALISATION_TENANTID_STRIP_SUFFIX_COUNT", "2"),
+        ("USER_OTP_LOCALIZATION_MODULE", "mgramseva-common"),
+        (
+            "USER_OTP_DLT_TEMPLATE_IDS_BY_LOCALE_LOGIN",
+            "hi_IN=1007000000000000002, pa_IN=1007000000000000003",
+        ),
+    ])
+    .expect("valid");
+    assert_eq!(
+        digit.localization.search_url().as_deref(),
+        Some("http://egov-localization:8080/localization/messages/v1/_search")
+    );
+    assert_eq!(digit.localization.tenant_strip_suffix_count, 2);
+    let login = &digit.otp.dlt_template_ids_by_locale.login;
+    assert_eq!(
+        login.get("pa_IN").map(String::as_str),
+        Some("1007000000000000003")
+    );
+    assert_eq!(login.len(), 2);
+    for (key, value) in [
+        ("USER_OTP_DLT_TEMPLATE_IDS_BY_LOCALE_LOGIN", "hi_IN"),
+        ("USER_OTP_DLT_TEMPLATE_IDS_BY_LOCALE_LOGIN", "=1007"),
+        ("USER_OTP_LOCALIZATION_MODULE", "egov-user,"),
+        ("EGOV_LOCALISATION_HOST", "https://egov-localization"),
+        ("USER_OTP_LOCALIZATION_TIMEOUT_MS", "5000"),
+    ] {
+        let error = load(&[(key, value)]).expect_err(value);
+        assert_eq!(error.key, key, "{error}");
+    }
+}

@@ -35,6 +35,20 @@ pub struct TypeTemplates {
     pub dlt_template_id: Option<String>,
 }
 
+impl TypeTemplates {
+    /// The SMS text carrying `code`.
+    pub fn sms_text(&self, code: &OtpCode) -> String {
+        render(&self.sms, code)
+    }
+
+    /// Subject and body of the email carrying `code`; `None` when the type sends none.
+    pub fn email(&self, code: &OtpCode) -> Option<(String, String)> {
+        self.email
+            .as_ref()
+            .map(|email| (render(&email.subject, code), render(&email.body, code)))
+    }
+}
+
 /// The message texts of all three request types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageTemplates {
@@ -110,16 +124,13 @@ impl MessageTemplates {
 
     /// The SMS text of `otp_type` carrying `code`.
     pub fn sms_text(&self, otp_type: OtpType, code: &OtpCode) -> String {
-        render(&self.for_type(otp_type).sms, code)
+        self.for_type(otp_type).sms_text(code)
     }
 
     /// Subject and body of the email of `otp_type` carrying `code`; `None` when the type sends
     /// no email (register).
     pub fn email(&self, otp_type: OtpType, code: &OtpCode) -> Option<(String, String)> {
-        self.for_type(otp_type)
-            .email
-            .as_ref()
-            .map(|email| (render(&email.subject, code), render(&email.body, code)))
+        self.for_type(otp_type).email(code)
     }
 
     /// The DLT template id configured for `otp_type`, if any.

@@ -12,9 +12,8 @@ use crate::domain::abuse::country::CountryAllowList;
 use crate::domain::abuse::send_limits::SendLimits;
 use crate::domain::abuse::test_numbers::TestNumbers;
 use crate::domain::code::CodeHasher;
-use crate::domain::templates::MessageTemplates;
-use crate::domain::OtpType;
 use crate::kafka::EventProducer;
+use crate::localization::texts::MessageTexts;
 use crate::retry::RetryPolicy;
 use crate::store::OtpStore;
 use crate::users::UserClient;
@@ -45,8 +44,8 @@ pub(crate) struct Pipeline {
     pub(crate) scan_client: rdkafka::ClientConfig,
     /// Keyed hashes of codes and request fingerprints.
     pub(crate) hasher: CodeHasher,
-    /// SMS and email texts per OTP type.
-    pub(crate) templates: MessageTemplates,
+    /// SMS and email texts: egov-localization's, else the configured ones.
+    pub(crate) texts: MessageTexts,
     pub(crate) topics: Topics,
     /// Digits per code.
     pub(crate) code_length: u8,
@@ -108,7 +107,7 @@ impl Pipeline {
             producer,
             scan_client: crate::kafka::client_config(&settings.kafka, "user-otp-sent-scan"),
             hasher: CodeHasher::new(&settings.hmac_key_id, settings.hmac_secret.bytes()),
-            templates: templates(settings),
+            texts: MessageTexts::new(settings).context("egov-localization settings")?,
             topics: Topics {
                 sms: settings.kafka.sms_topic.clone(),
                 email: settings.kafka.email_topic.clone(),
@@ -140,20 +139,4 @@ impl Pipeline {
             started: Instant::now(),
         })
     }
-}
-
-/// DIGIT's default texts with the configured per-type overrides.
-fn templates(settings: &Settings) -> MessageTemplates {
-    [OtpType::Register, OtpType::Login, OtpType::PasswordReset]
-        .into_iter()
-        .fold(MessageTemplates::default(), |templates, otp_type| {
-            let templates = match settings.otp.sms_texts.get(otp_type) {
-                Some(text) => templates.with_sms_text(otp_type, text.clone()),
-                None => templates,
-            };
-            match settings.otp.dlt_template_ids.get(otp_type) {
-                Some(id) => templates.with_dlt_template_id(otp_type, id.clone()),
-                None => templates,
-            }
-        })
 }

@@ -3,9 +3,12 @@
 //!
 //! The SMS event ([contract §4](../../../docs/contract.md#4-sms-event)) and, where the plan has an address, the email event ([§5](../../../docs/contract.md#5-email-event)) carry
 //! the request's key and its `x-request-id` header, and `x-otp-code-id` (the code's UUID, by
-//! which a scan of the SMS topic finds them: [`SentScan`]). The SMS expiry counts from the start
-//! of this step, after the database work and any recovery (egov-notification-sms drops an SMS
-//! whose `expiryTime` has passed).
+//! which a scan of the SMS topic finds them: [`SentScan`]). Their texts come first
+//! ([`MessageTexts::for_requests`](crate::localization::texts::MessageTexts::for_requests):
+//! egov-localization's, cached, else the configured ones; a
+//! cache miss waits at most the localization timeout, well inside the send window). The SMS
+//! expiry counts from then, after the database work and any recovery (egov-notification-sms
+//! drops an SMS whose `expiryTime` has passed).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -20,7 +23,7 @@ use crate::domain::code::OtpCode;
 use crate::domain::decide::SendPlan;
 use crate::domain::notification::{EmailEvent, SmsEvent};
 use crate::domain::request_event::{request_key, REQUEST_ID_HEADER};
-use crate::domain::templates::MessageTemplates;
+use crate::domain::templates::TypeTemplates;
 use crate::domain::unix_time::unix_ms;
 use crate::domain::OtpRequest;
 use crate::failure::{Classify, FailureKind};
@@ -49,14 +52,19 @@ impl Pipeline {
         send_by: Instant,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
+        let wordings = self
+            .texts
+            .for_requests(plan.deliveries.iter().map(|d| &d.request.request))
+            .await;
         let sms_expires_at = SystemTime::now() + self.sms_expiry;
         let step_started = unix_ms(SystemTime::now());
         let events: Vec<(Outgoing<'static>, Uuid, Instant)> = plan
             .deliveries
             .iter()
-            .flat_map(|delivery| {
+            .zip(&wordings)
+            .flat_map(|(delivery, wording)| {
                 let by = delivery.send_by.unwrap_or(send_by);
-                self.events_for(delivery, sms_expires_at)
+                self.events_for(delivery, wording, sms_expires_at)
                     .into_iter()
                     .map(move |event| (event, delivery.code_id, by))
             })
@@ -97,6 +105,7 @@ impl Pipeline {
     fn events_for(
         &self,
         delivery: &Delivery<'_>,
+        wording: &TypeTemplates,
         sms_expires_at: SystemTime,
     ) -> Vec<Outgoing<'static>> {
         for_delivery(
@@ -105,7 +114,7 @@ impl Pipeline {
             &delivery.code_id,
             &delivery.plan,
             &delivery.code,
-            &self.templates,
+            wording,
             &self.topics,
             sms_expires_at,
         )
@@ -267,11 +276,10 @@ fn for_delivery(
     code_id: &Uuid,
     plan: &SendPlan,
     code: &OtpCode,
-    templates: &MessageTemplates,
+    wording: &TypeTemplates,
     topics: &Topics,
     sms_expires_at: SystemTime,
 ) -> Vec<Outgoing<'static>> {
-    let otp_type = request.otp_type;
     let key: Cow<'static, [u8]> = Cow::Owned(request_key(request).into_bytes());
     let headers = vec![
         (
@@ -285,9 +293,9 @@ fn for_delivery(
     ];
     let sms = SmsEvent::new(
         plan.sms_to.clone(),
-        templates.sms_text(otp_type, code),
+        wording.sms_text(code),
         unix_ms(sms_expires_at),
-        templates.dlt_template_id(otp_type).map(str::to_owned),
+        wording.dlt_template_id.clone(),
         Some(request.locale().to_owned()),
         Some(request.tenant_id.clone()),
     );
@@ -297,8 +305,7 @@ fn for_delivery(
         payload: Some(Cow::Owned(to_json(&sms))),
         headers: headers.clone(),
     }];
-    if let (Some(address), Some((subject, body))) =
-        (plan.email_to.as_deref(), templates.email(otp_type, code))
+    if let (Some(address), Some((subject, body))) = (plan.email_to.as_deref(), wording.email(code))
     {
         events.push(Outgoing {
             topic: topics.email.clone(),

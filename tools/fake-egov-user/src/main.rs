@@ -25,8 +25,13 @@
 //! `{"Errors":[{"code":"SERVICE_UNAVAILABLE"}]}`. It replaces the faults in force (including
 //! those of `--fail-rate`/`--max-delay-ms`, which last until replaced); all zeros clear them.
 //! `GET /fake/faults` shows them; `GET /fake/stats` counts searches and injected failures.
+//!
+//! Also a FAKE egov-localization on the same port ([`localization`]), from
+//! `dev/fake-localization.json`; faults do not apply to it.
 
 #![forbid(unsafe_code)]
+
+mod localization;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -58,6 +63,9 @@ struct Args {
     /// JSON array of users, in egov-user's user shape.
     #[arg(long, default_value = "dev/fake-egov-users.json")]
     users: PathBuf,
+    /// JSON array of localized messages, served as egov-localization's search.
+    #[arg(long, default_value = "dev/fake-localization.json")]
+    localization: PathBuf,
     /// Answer citizen searches for any 10-digit userName starting with these digits.
     #[arg(long)]
     synthetic_citizens_prefix: Option<String>,
@@ -81,6 +89,21 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("{} must be a JSON array of users", args.users.display()))?;
     let directory = Directory::new(&users, args.synthetic_citizens_prefix.as_deref())
         .with_context(|| format!("indexing {}", args.users.display()))?;
+    let text = std::fs::read_to_string(&args.localization)
+        .with_context(|| format!("reading {}", args.localization.display()))?;
+    let catalogue = localization::Catalogue::parse(&text).with_context(|| {
+        format!(
+            "{} must be a JSON array of {{code, message, module, locale, tenantId}}",
+            args.localization.display()
+        )
+    })?;
+    let messages = catalogue.len();
+    let localization = Router::new()
+        .route(
+            "/localization/messages/v1/_search",
+            post(localization::search),
+        )
+        .with_state(Arc::new(catalogue));
     let app = Arc::new(App {
         directory,
         faults: RwLock::new(faults),
@@ -91,14 +114,15 @@ async fn main() -> anyhow::Result<()> {
         .route("/user/_search", post(search))
         .route("/fake/faults", post(set_faults).get(show_faults))
         .route("/fake/stats", get(stats))
-        .with_state(app);
+        .with_state(app)
+        .merge(localization);
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address}"))?;
     eprintln!(
         "fake-egov-user (FAKE, development only) listening on {address}: {} users, \
-         synthetic prefix {:?}, failRate {}, maxDelayMs {}",
+         {messages} localized messages, synthetic prefix {:?}, failRate {}, maxDelayMs {}",
         users.len(),
         args.synthetic_citizens_prefix,
         args.fail_rate,
