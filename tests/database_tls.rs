@@ -145,3 +145,52 @@ async fn a_certificate_of_another_ca_is_refused_whenever_a_ca_file_is_given() {
         "a CA file that holds no certificate stops the store at set-up"
     );
 }
+
+/// `user-otp migrate` on `database` as the TLS-only user, in a process whose OpenSSL trusts the
+/// cluster's CA as a system CA (`SSL_CERT_FILE`), with `mode` and the CA file `ca`.
+fn migrate_trusting_the_cluster(
+    database: &str,
+    mode: &str,
+    ca: Option<&Path>,
+) -> std::process::Output {
+    let mut command = Command::new(common::processes::BINARY);
+    command
+        .arg("migrate")
+        .env_clear()
+        .env("USER_OTP_PROFILE", "development")
+        .env(
+            "USER_OTP_DATABASE_URL",
+            url_with_host(database, "localhost"),
+        )
+        .env("USER_OTP_DATABASE_USERNAME", TLS_USER)
+        .env("USER_OTP_DATABASE_PASSWORD", TLS_USER)
+        .env("USER_OTP_DATABASE_SSL_MODE", mode)
+        .env("SSL_CERT_FILE", cluster_ca());
+    if let Some(ca) = ca {
+        command.env("USER_OTP_DATABASE_SSL_ROOT_CERT", ca);
+    }
+    command.output().expect("run user-otp migrate")
+}
+
+/// The CA file is the whole trust store, as libpq's `sslrootcert` is: a server whose
+/// certificate chains to a CA the system trusts (here through OpenSSL's `SSL_CERT_FILE`, in a
+/// separate process) but not to the given file is refused.
+#[tokio::test]
+async fn the_ca_file_replaces_the_systems_trust_store() {
+    let database = fresh_database().await;
+    let other = another_ca();
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let output = migrate_trusting_the_cluster(&database, mode, Some(&other));
+        assert!(
+            !output.status.success(),
+            "{mode}: trusted through the system's store, not the CA file: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let control = migrate_trusting_the_cluster(&database, "verify-full", None);
+    assert!(
+        control.status.success(),
+        "without a CA file the system's store is used: {}",
+        String::from_utf8_lossy(&control.stderr)
+    );
+}

@@ -3,8 +3,9 @@
 //! DIGIT charts set `SPRING_DATASOURCE_URL=jdbc:postgresql://host:5432/dbname` with the user and
 //! password in separate variables; a plain `postgresql://…` URL is accepted too. The TLS
 //! parameters (`sslmode`, `sslrootcert`, pgjdbc's `ssl` and `sslfactory`) are read
-//! ([`super::database_tls`]); other query parameters than libpq's are rejected with the key
-//! named rather than silently dropped.
+//! ([`super::database_tls`]). libpq's other parameters (`connect_timeout`, `application_name`, …)
+//! parse but are not used: the pool's are the `USER_OTP_DATABASE_*` keys; a parameter libpq does
+//! not know is rejected with the key named rather than silently dropped.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -45,6 +45,17 @@ impl SslMode {
         }
     }
 
+    /// How much a mode checks, for comparing two: `Disable` 0 … `VerifyFull` 4.
+    pub fn strength(self) -> u8 {
+        match self {
+            Self::Disable => 0,
+            Self::Prefer => 1,
+            Self::Require => 2,
+            Self::VerifyCa => 3,
+            Self::VerifyFull => 4,
+        }
+    }
+
     /// Whether the server's certificate is checked, given whether a CA file is set.
     pub fn verifies(self, has_root_cert: bool) -> bool {
         match self {

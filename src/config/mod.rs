@@ -333,6 +333,16 @@ impl Settings {
             retention,
             warnings,
         };
+        let (env_mode, _) = read.database_tls()?;
+        if settings.database.ssl_mode.strength() < env_mode.strength() {
+            settings.warnings.push(format!(
+                "{}: its sslmode ({:?}) wins over {} ({:?}), as in libpq, and checks less",
+                database_url.key,
+                settings.database.ssl_mode,
+                read.found(keys::DATABASE_SSL_MODE)?.key,
+                env_mode
+            ));
+        }
         settings.migration.owner = match read.optional(keys::MIGRATE_USERNAME) {
             Some(username) => Some(DatabaseSettings {
                 username,
@@ -475,6 +485,7 @@ impl Reader<'_> {
             })
         } else {
             let set = [
+                (keys::KAFKA_SASL_MECHANISM, mechanism.is_some()),
                 (keys::KAFKA_SASL_USERNAME, username.is_some()),
                 (keys::KAFKA_SASL_PASSWORD, password.is_some()),
                 (keys::KAFKA_SASL_JAAS_CONFIG, jaas.is_some()),
@@ -494,6 +505,7 @@ impl Reader<'_> {
             keys::KAFKA_SSL_CA_LOCATION,
             keys::KAFKA_SSL_CERTIFICATE_LOCATION,
             keys::KAFKA_SSL_KEY_LOCATION,
+            keys::KAFKA_SSL_KEY_PASSWORD,
         ];
         if !protocol.uses_tls() {
             if let Some(key) = tls_files.into_iter().find(|k| self.optional(*k).is_some()) {

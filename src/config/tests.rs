@@ -336,6 +336,24 @@ fn database_tls_follows_libpq_and_the_jdbc_url_wins() {
     ])
     .expect("valid");
     assert_eq!(url.database.ssl_mode, SslMode::VerifyFull, "the URL wins");
+    assert!(url.warnings.is_empty(), "{:?}", url.warnings);
+    let weaker = load(&[
+        ("PGSSLMODE", "verify-full"),
+        (
+            "SPRING_DATASOURCE_URL",
+            "jdbc:postgresql://db/egov?sslmode=require",
+        ),
+    ])
+    .expect("valid");
+    assert_eq!(weaker.database.ssl_mode, SslMode::Require);
+    assert!(
+        weaker
+            .warnings
+            .iter()
+            .any(|w| w.contains("SPRING_DATASOURCE_URL") && w.contains("PGSSLMODE")),
+        "a URL weaker than PGSSLMODE is warned about: {:?}",
+        weaker.warnings
+    );
     assert_eq!(url.database.dbname, "egov");
     let owner = url.migration.owner.expect("migration credentials");
     assert_eq!(
@@ -446,6 +464,14 @@ fn kafka_security_takes_spring_names_and_refuses_settings_it_would_not_use() {
             ("USER_OTP_KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem"),
         ],
         "USER_OTP_KAFKA_SSL_CA_LOCATION",
+    );
+    refused(
+        &[("USER_OTP_KAFKA_SASL_MECHANISM", "PLAIN")],
+        "USER_OTP_KAFKA_SASL_MECHANISM",
+    );
+    refused(
+        &[("USER_OTP_KAFKA_SSL_KEY_PASSWORD", "secret")],
+        "USER_OTP_KAFKA_SSL_KEY_PASSWORD",
     );
     refused(
         &[("USER_OTP_KAFKA_SECURITY_PROTOCOL", "tls")],

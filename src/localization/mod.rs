@@ -16,17 +16,23 @@
 //!   fails none.
 //! - A missing key, a text without `%s`/`{otp}` (SMS, email body) or over
 //!   [`search::MAX_TEXT_CHARS`] means the configured text ([`texts`]).
-//! - At most [`MAX_SLOTS`] slots are kept; the least recently used goes first, so requests with
-//!   made-up tenants or locales cannot grow memory or crowd out the real ones for long.
+//! - Made-up tenants and locales (a register request needs no user, so anyone can send any):
+//!   first searches of new slots are limited to [`FIRST_SEARCHES_PER_SECOND`] (a burst of
+//!   [`FIRST_SEARCH_BURST`]), so a flood costs egov-localization a few searches a second and its
+//!   requests get the configured texts; at most [`MAX_SLOTS`] slots are kept, and a slot that
+//!   holds texts is dropped only when every slot holds texts (least recently used first), so
+//!   such a flood cannot push out the real states' answers.
 
 mod search;
 pub mod texts;
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Url;
 
 use crate::config::LocalizationSettings;
@@ -37,6 +43,12 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Most (state tenant, locale) slots kept.
 pub const MAX_SLOTS: usize = 1024;
+
+/// First searches of new (state tenant, locale) slots per second, after the burst.
+pub const FIRST_SEARCHES_PER_SECOND: u32 = 5;
+
+/// First searches allowed at once (a restart meets every state and locale at once).
+pub const FIRST_SEARCH_BURST: u32 = 50;
 
 /// Longest state tenant or locale looked up, in bytes.
 const MAX_NAME_BYTES: usize = 64;
@@ -57,12 +69,15 @@ struct Inner {
     ttl: Duration,
     timeout: Duration,
     slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+    first_searches: DefaultDirectRateLimiter,
 }
 
 #[derive(Default)]
 struct Slot {
     state: tokio::sync::Mutex<SlotState>,
     refreshing: AtomicBool,
+    /// Whether the slot holds an answer with at least one text (kept over those without).
+    has_texts: AtomicBool,
     last_used: Mutex<Option<Instant>>,
 }
 
@@ -116,6 +131,12 @@ impl Localizer {
                 ttl: settings.cache_ttl,
                 timeout: settings.timeout,
                 slots: Mutex::new(HashMap::new()),
+                first_searches: RateLimiter::direct(
+                    Quota::per_second(
+                        NonZeroU32::new(FIRST_SEARCHES_PER_SECOND).unwrap_or(NonZeroU32::MIN),
+                    )
+                    .allow_burst(NonZeroU32::new(FIRST_SEARCH_BURST).unwrap_or(NonZeroU32::MIN)),
+                ),
             })),
         })
     }
@@ -145,11 +166,13 @@ impl Localizer {
             }
             return Some(messages);
         }
-        if !may_search {
+        if !may_search || inner.first_searches.check().is_err() {
             return None;
         }
         match inner.search(state, locale).await {
             Ok(messages) => {
+                slot.has_texts
+                    .store(!messages.is_empty(), Ordering::Release);
                 let messages = Arc::new(messages);
                 guard.messages = Some(Arc::clone(&messages));
                 guard.fetched_at = Some(Instant::now());
@@ -183,7 +206,10 @@ impl Inner {
                     let oldest = slots
                         .iter()
                         .min_by_key(|(_, slot)| {
-                            *slot.last_used.lock().unwrap_or_else(|p| p.into_inner())
+                            (
+                                slot.has_texts.load(Ordering::Acquire),
+                                *slot.last_used.lock().unwrap_or_else(|p| p.into_inner()),
+                            )
                         })
                         .map(|(key, _)| key.clone());
                     if let Some(oldest) = oldest {
@@ -220,6 +246,8 @@ impl Inner {
         let mut guard = slot.state.lock().await;
         match result {
             Ok(messages) => {
+                slot.has_texts
+                    .store(!messages.is_empty(), Ordering::Release);
                 guard.messages = Some(Arc::new(messages));
                 guard.fetched_at = Some(Instant::now());
                 guard.not_before = None;
@@ -268,6 +296,71 @@ mod tests {
         assert_eq!(state_tenant("in.statea.cityb", 1), "in.statea");
         assert_eq!(state_tenant("in.statea.cityb", 5), "in");
         assert_eq!(state_tenant("pb.amritsar", 0), "pb.amritsar");
+    }
+
+    use wiremock::matchers::{method, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn settings(host: &str) -> LocalizationSettings {
+        LocalizationSettings {
+            host: Some(host.to_owned()),
+            search_path: "/localization/messages/v1/_search".into(),
+            tenant_strip_suffix_count: 1,
+            module: "egov-user".into(),
+            sms_keys: Default::default(),
+            cache_ttl: Duration::from_secs(3600),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    /// A flood of made-up locales (a register request needs no user) costs egov-localization
+    /// at most the first-search burst plus the rate, and never pushes out a state's answer.
+    #[tokio::test]
+    async fn a_flood_of_made_up_locales_is_rate_limited_and_keeps_the_real_answers() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(query_param("locale", "hi_IN"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!(
+                {"messages": [{"code": "sms.login.otp.msg", "message": "हिंदी %s"}]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"messages": []})),
+            )
+            .mount(&server)
+            .await;
+        let localizer = Localizer::new(&settings(&server.uri()), vec!["sms.login.otp.msg".into()])
+            .expect("localizer");
+        let hindi = localizer
+            .messages("pb.amritsar", "hi_IN")
+            .await
+            .expect("an answer");
+        assert_eq!(hindi.get("sms.login.otp.msg"), Some("हिंदी %s"));
+        let started = Instant::now();
+        for i in 0..(MAX_SLOTS + 200) {
+            let _ = localizer.messages("pb", &format!("l{i:04}")).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let searches = server.received_requests().await.unwrap_or_default().len() - 1;
+        let allowed =
+            f64::from(FIRST_SEARCH_BURST) + f64::from(FIRST_SEARCHES_PER_SECOND) * (elapsed + 1.0);
+        assert!(
+            (searches as f64) <= allowed,
+            "{searches} searches in {elapsed:.1} s for {} made-up locales",
+            MAX_SLOTS + 200
+        );
+        let again = localizer
+            .messages("pb", "hi_IN")
+            .await
+            .expect("still cached");
+        assert_eq!(
+            again.get("sms.login.otp.msg"),
+            Some("हिंदी %s"),
+            "not evicted, not searched again"
+        );
+        server.verify().await;
     }
 
     #[test]

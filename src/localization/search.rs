@@ -42,6 +42,11 @@ impl Messages {
         self.0.get(key).map(String::as_str)
     }
 
+    /// Whether egov-localization had none of the keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Messages from `(key, text)` pairs (tests, the fake).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Self(

@@ -9,8 +9,7 @@
 //! configured text goes with its own id, so that the SMS is delivered, in English. Without any
 //! DLT id for the type, the localized text is sent as it is.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 
 use super::{Localizer, LocalizerError, Messages};
 use crate::config::{PerType, Settings};
@@ -79,36 +78,15 @@ impl MessageTexts {
         })
     }
 
-    /// The templates of each of `requests`, in order, after at most one search per distinct
-    /// state tenant and locale (concurrently; each bounded by the localization timeout).
-    pub async fn for_requests<'r>(
-        &self,
-        requests: impl IntoIterator<Item = &'r OtpRequest>,
-    ) -> Vec<TypeTemplates> {
-        let requests: Vec<&OtpRequest> = requests.into_iter().collect();
-        let mut distinct: Vec<(&str, &str)> = requests
-            .iter()
-            .map(|r| (r.tenant_id.as_str(), r.locale()))
-            .collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let found = futures::future::join_all(
-            distinct
-                .iter()
-                .map(|(tenant, locale)| self.localizer.messages(tenant, locale)),
-        )
-        .await;
-        let found: HashMap<(&str, &str), Option<Arc<Messages>>> =
-            distinct.into_iter().zip(found).collect();
-        requests
-            .iter()
-            .map(|r| {
-                let messages = found
-                    .get(&(r.tenant_id.as_str(), r.locale()))
-                    .and_then(Option::as_deref);
-                self.choose(r.otp_type, r.locale(), messages)
-            })
-            .collect()
+    /// The templates of `request`: its state tenant's texts in its locale, after at most one
+    /// search of egov-localization (bounded by the localization timeout) when they are not
+    /// cached.
+    pub async fn for_request(&self, request: &OtpRequest) -> TypeTemplates {
+        let messages = self
+            .localizer
+            .messages(&request.tenant_id, request.locale())
+            .await;
+        self.choose(request.otp_type, request.locale(), messages.as_deref())
     }
 
     /// The templates of `otp_type` in `locale` given egov-localization's `messages`.
@@ -155,7 +133,10 @@ fn choose(
             return email.clone();
         };
         EmailTemplate {
-            subject: localized(subject_key).map_or_else(|| email.subject.clone(), str::to_owned),
+            // A subject never carries the code (mail systems log and show subjects).
+            subject: localized(subject_key)
+                .filter(|text| !has_placeholder(text))
+                .map_or_else(|| email.subject.clone(), str::to_owned),
             body: localized(body_key)
                 .filter(|text| has_placeholder(text))
                 .map_or_else(|| email.body.clone(), str::to_owned),
@@ -195,6 +176,7 @@ mod tests {
             ("sms.pwd.reset.otp.msg", "no placeholder here"),
             ("RESET_PASSWORD_OTP", "NalJal पासवर्ड OTP {otp}"),
             ("email.login.otp.sub", "लॉगिन OTP"),
+            ("email.pwd.reset.otp.sub", "कोड %s"),
             ("email.login.otp.body", "बिना कोड"),
         ]);
         let chosen = choose(
@@ -212,6 +194,19 @@ mod tests {
         assert_eq!(
             email.body, "Dear Citizen, Your Login OTP is %s.",
             "a body without the code is not used"
+        );
+        let reset = choose(
+            &configured(None),
+            Some(&messages),
+            &keys(&["sms.pwd.reset.otp.msg"]),
+            Some(("email.pwd.reset.otp.sub", "email.pwd.reset.otp.body")),
+            None,
+            false,
+        );
+        assert_eq!(
+            reset.email.expect("email").subject,
+            "Login OTP",
+            "a subject with the code is not used"
         );
     }
 

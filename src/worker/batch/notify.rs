@@ -3,11 +3,11 @@
 //!
 //! The SMS event ([contract §4](../../../docs/contract.md#4-sms-event)) and, where the plan has an address, the email event ([§5](../../../docs/contract.md#5-email-event)) carry
 //! the request's key and its `x-request-id` header, and `x-otp-code-id` (the code's UUID, by
-//! which a scan of the SMS topic finds them: [`SentScan`]). Their texts come first
-//! ([`MessageTexts::for_requests`](crate::localization::texts::MessageTexts::for_requests):
-//! egov-localization's, cached, else the configured ones; a
-//! cache miss waits at most the localization timeout, well inside the send window). The SMS
-//! expiry counts from then, after the database work and any recovery (egov-notification-sms
+//! which a scan of the SMS topic finds them: [`SentScan`]). Each delivery's texts come first
+//! ([`MessageTexts::for_request`](crate::localization::texts::MessageTexts::for_request):
+//! egov-localization's, cached, else the configured ones; a cache miss delays only its own
+//! delivery, by at most the localization timeout, well inside the send window, and yields to
+//! cancellation). Its SMS expiry counts from then, after the database work and any recovery (egov-notification-sms
 //! drops an SMS whose `expiryTime` has passed).
 
 use std::borrow::Cow;
@@ -52,26 +52,24 @@ impl Pipeline {
         send_by: Instant,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
-        let wordings = self
-            .texts
-            .for_requests(plan.deliveries.iter().map(|d| &d.request.request))
-            .await;
-        let sms_expires_at = SystemTime::now() + self.sms_expiry;
         let step_started = unix_ms(SystemTime::now());
-        let events: Vec<(Outgoing<'static>, Uuid, Instant)> = plan
-            .deliveries
-            .iter()
-            .zip(&wordings)
-            .flat_map(|(delivery, wording)| {
-                let by = delivery.send_by.unwrap_or(send_by);
-                self.events_for(delivery, wording, sms_expires_at)
-                    .into_iter()
-                    .map(move |event| (event, delivery.code_id, by))
-            })
-            .collect();
-        let sends = events
-            .iter()
-            .map(|(event, code_id, by)| self.deliver(event, *code_id, step_started, *by, cancel));
+        // Each delivery on its own: one whose texts are cached is sent at once, whatever
+        // another's first search of egov-localization takes.
+        let sends = plan.deliveries.iter().map(|delivery| async move {
+            let wording = tokio::select! {
+                wording = self.texts.for_request(&delivery.request.request) => wording,
+                () = cancel.cancelled() => return vec![Err(Cancelled { attempts: 0 })],
+            };
+            let sms_expires_at = SystemTime::now() + self.sms_expiry;
+            let by = delivery.send_by.unwrap_or(send_by);
+            let events = self.events_for(delivery, &wording, sms_expires_at);
+            futures::future::join_all(
+                events
+                    .iter()
+                    .map(|event| self.deliver(event, delivery.code_id, step_started, by, cancel)),
+            )
+            .await
+        });
         let dead_letter_sends = plan
             .dead_letters
             .iter()
@@ -81,7 +79,7 @@ impl Pipeline {
             futures::future::join_all(dead_letter_sends),
         )
         .await;
-        sent.into_iter().chain(dead_lettered).collect()
+        sent.into_iter().flatten().chain(dead_lettered).collect()
     }
 
     /// Records that the SMS of `keys` are acknowledged (`sms_pending` → `sent`).
@@ -125,8 +123,9 @@ impl Pipeline {
     /// topic, as crash recovery does ([`SentScan`]): found, it is not sent again.
     ///
     /// A refusal the broker would repeat (too large, invalid) cannot be this request's doing:
-    /// every field of an SMS event is bounded by edge validation or by egov-user's own columns
-    /// (under 2 KB in all), so it is a topic misconfigured for every SMS (e.g. a tiny
+    /// every field of an SMS event is bounded by edge validation, by egov-user's own columns or
+    /// by the localized text's limit (1,000 characters, each `%s` at most a code: under 16 KB in
+    /// all), so it is a topic misconfigured for every SMS (e.g. a tiny
     /// `max.message.bytes`) and is retried, logged at error level, never dead-lettered. An email
     /// event refused that way is dropped with an error log (the SMS went).
     ///

@@ -150,7 +150,7 @@ same name (at the chart's position); the user's other entries follow. Call with
 {{- end -}}
 {{- range .user -}}
 {{- if not (hasKey $seen .name) -}}
-{{- $out = append $out . -}}
+{{- $out = append $out (get $user .name) -}}
 {{- $_ := set $seen .name true -}}
 {{- end -}}
 {{- end -}}
