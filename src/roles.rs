@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{SendMode, Settings};
 use crate::http::outcome_waiters::OutcomeWaiters;
 use crate::http::{self, Apis, AppState};
-use crate::kafka::EventProducer;
+use crate::kafka::{BestEffortProducer, EventProducer};
 use crate::store::OtpStore;
 use crate::worker;
 
@@ -157,7 +157,9 @@ async fn serve_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
-    let mut state = AppState::new(settings, producer.clone(), store);
+    let announcer =
+        BestEffortProducer::new(&settings.kafka).context("creating the Kafka producer")?;
+    let mut state = AppState::new(settings, producer.clone(), announcer.clone(), store);
     if with_worker {
         state = state.with_worker();
     }
@@ -197,7 +199,7 @@ async fn serve_with(
     public_served.context("HTTP server")?;
     otp_served.context("egov-otp API server")?;
     tracing::info!("HTTP server stopped; flushing the producer");
-    flush(&producer).await
+    flush(&producer, &announcer).await
 }
 
 /// The egov-otp API alone (role `otp-api`, the `egov-otp` Service): on `USER_OTP_OTP_API_PORT`
@@ -205,7 +207,9 @@ async fn serve_with(
 pub async fn otp_api(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = migrated_store(settings).await?;
     let producer = EventProducer::new(&settings.kafka).context("creating the Kafka producer")?;
-    let state = AppState::new(settings, producer.clone(), store);
+    let announcer =
+        BestEffortProducer::new(&settings.kafka).context("creating the Kafka producer")?;
+    let state = AppState::new(settings, producer.clone(), announcer.clone(), store);
     let port = settings.http.otp_api_port.unwrap_or(settings.http.port);
     let listener = bind(port, "the egov-otp API").await?;
     tracing::info!(
@@ -216,7 +220,7 @@ pub async fn otp_api(settings: &Settings, shutdown: CancellationToken) -> anyhow
     http::serve(listener, state, Apis::OTP, shutdown)
         .await
         .context("egov-otp API server")?;
-    flush(&producer).await
+    flush(&producer, &announcer).await
 }
 
 /// A listener on `port` of every interface, for `what`.
@@ -227,10 +231,12 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding port {port} for {what}"))
 }
 
-/// Waits for queued events (validation outcomes, requests) to be acknowledged.
-async fn flush(producer: &EventProducer) -> anyhow::Result<()> {
-    producer
-        .flush(FLUSH_TIMEOUT)
-        .await
-        .context("flushing the Kafka producer")
+/// Waits for queued events (requests, validation outcomes) to be acknowledged.
+async fn flush(producer: &EventProducer, announcer: &BestEffortProducer) -> anyhow::Result<()> {
+    let (requests, outcomes) = tokio::join!(
+        producer.flush(FLUSH_TIMEOUT),
+        announcer.flush(FLUSH_TIMEOUT)
+    );
+    requests.context("flushing the Kafka producer")?;
+    outcomes.context("flushing the validation outcomes")
 }

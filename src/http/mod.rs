@@ -31,7 +31,7 @@ use crate::config::{HttpSettings, Settings};
 use crate::domain::abuse::country::CountryAllowList;
 use crate::domain::abuse::guess_budget::GuessBudget;
 use crate::domain::keyring::Keyring;
-use crate::kafka::EventProducer;
+use crate::kafka::{BestEffortProducer, EventProducer};
 use crate::store::OtpStore;
 use envelope::LegacyError;
 
@@ -69,6 +69,8 @@ impl Apis {
 #[derive(Clone)]
 pub struct AppState {
     pub producer: EventProducer,
+    /// Writes the validation outcomes, fire and forget.
+    pub announcer: BestEffortProducer,
     pub store: OtpStore,
     /// The current HMAC key and the previous ones that still verify codes.
     pub keyring: Keyring,
@@ -94,9 +96,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, producer: EventProducer, store: OtpStore) -> Self {
+    pub fn new(
+        settings: &Settings,
+        producer: EventProducer,
+        announcer: BestEffortProducer,
+        store: OtpStore,
+    ) -> Self {
         Self {
             producer,
+            announcer,
             store,
             keyring: Keyring::from_settings(settings),
             guess_budget: settings.abuse.guess_budget,

@@ -82,7 +82,7 @@ pub(super) async fn validate(
         };
         let result = round.result();
         announce(
-            &state.producer,
+            &state.announcer,
             &state.outcome_topic,
             &request,
             round.code.as_ref(),
@@ -114,7 +114,7 @@ pub(super) async fn validate(
     }
     tracing::warn!(identity = %Masked(&request.identity), "OTP validation: guess budget contended; refused");
     announce(
-        &state.producer,
+        &state.announcer,
         &state.outcome_topic,
         &request,
         None,

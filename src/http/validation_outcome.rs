@@ -3,8 +3,9 @@
 //!
 //! Best effort, by design: the answer never waits for Kafka (egov-user's login waits on
 //! `_validate`, and a slow broker must not slow logins or add a timing signal), so the event is
-//! handed to the producer in a task of its own, and a broker that refuses or does not
-//! acknowledge it within the send timeout costs that one event and a warning. The same event is
+//! queued on a fire-and-forget producer ([`BestEffortProducer`]: batched, no task or future per
+//! event), and a broker that refuses or does not acknowledge it within the send timeout costs
+//! that one event and a warning. The same event is
 //! built and handed over for every result, code or no code, so this step adds no timing
 //! difference either ([contract §7](../../docs/contract.md#7-egov-otp-api)).
 //!
@@ -15,7 +16,7 @@ use crate::domain::otp_check::ValidateRequest;
 use crate::domain::outcome_event::{OutcomeEvent, Subject, ValidationResult};
 use crate::domain::request_event::REQUEST_ID_HEADER;
 use crate::domain::unix_time::unix_ms;
-use crate::kafka::EventProducer;
+use crate::kafka::BestEffortProducer;
 
 /// The code a validation checked: its id (egov-otp's `UUID`) and the request that made it.
 pub(super) struct CheckedCode {
@@ -25,7 +26,7 @@ pub(super) struct CheckedCode {
 
 /// Hands the outcome event of one validation to the producer and returns at once.
 pub(super) fn announce(
-    producer: &EventProducer,
+    producer: &BestEffortProducer,
     topic: &std::sync::Arc<str>,
     request: &ValidateRequest,
     code: Option<&CheckedCode>,
@@ -45,20 +46,10 @@ pub(super) fn announce(
         requested_at: None,
         decided_at: unix_ms(std::time::SystemTime::now()),
     };
-    let key = code.map(|c| c.request_id.clone());
-    let producer = producer.clone();
-    let topic = topic.clone();
-    tokio::spawn(async move {
-        let key = key.as_deref().map(str::as_bytes);
-        let headers: &[(&str, Option<&[u8]>)] = match key {
-            Some(id) => &[(REQUEST_ID_HEADER, Some(id))],
-            None => &[],
-        };
-        let sent = producer
-            .send(&topic, key, Some(&event.to_json()), headers)
-            .await;
-        if let Err(error) = sent {
-            tracing::warn!(%error, outcome = event.outcome, "validation outcome event not written");
-        }
-    });
+    let key = code.map(|c| c.request_id.as_bytes());
+    let headers: &[(&str, Option<&[u8]>)] = match key {
+        Some(id) => &[(REQUEST_ID_HEADER, Some(id))],
+        None => &[],
+    };
+    producer.send(topic, key, &event.to_json(), headers);
 }

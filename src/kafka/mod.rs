@@ -10,9 +10,11 @@
 //! outcome is durable, in partition order; idempotency on the request id turns redelivery into
 //! exactly-once effects.
 
+mod best_effort;
 mod client;
 pub mod headers;
 mod producer;
 
+pub use best_effort::BestEffortProducer;
 pub use client::{client_config, with_security};
 pub use producer::{EventProducer, ProduceError};

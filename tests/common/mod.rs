@@ -151,7 +151,9 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let shutdown = CancellationToken::new();
-        let state = AppState::new(settings, producer, store);
+        let announcer =
+            user_otp::kafka::BestEffortProducer::new(&settings.kafka).expect("producer");
+        let state = AppState::new(settings, producer, announcer, store);
         tokio::spawn(http::serve(
             listener,
             state,
