@@ -246,3 +246,51 @@ async fn with_dlt_ids_a_localized_text_goes_only_with_its_own_template_id() {
     );
     assert_eq!(tamil["templateId"], "1007000000000000001");
 }
+
+#[tokio::test]
+async fn a_first_search_that_hangs_delays_only_its_own_request() {
+    use rdkafka::Message;
+    let localization = MockServer::start().await;
+    mount_locale(&localization, "en_IN", &[]).await;
+    Mock::given(method("POST"))
+        .and(path(SEARCH))
+        .and(query_param("locale", "ta_IN"))
+        .respond_with(answer(&[]).set_delay(Duration::from_secs(5)))
+        .mount(&localization)
+        .await;
+    let stack = stack_with(
+        &localization,
+        &[("USER_OTP_LOCALIZATION_TIMEOUT_MS", "1500")],
+    )
+    .await;
+    // Twenty en_IN requests, one ta_IN request, one more en_IN request, all on the topic before
+    // the worker starts, so that the ta_IN request and the en_IN one behind it are fetched and
+    // served in one batch.
+    let mobiles: Vec<String> = (0..22).map(|i| format!("98765001{i:02}")).collect();
+    let ids: Vec<String> = mobiles.iter().map(|_| unique_name("req")).collect();
+    for (i, (mobile, id)) in mobiles.iter().zip(&ids).enumerate() {
+        stack.known_citizen(mobile, mobile, None).await;
+        let locale = if i == 20 { "ta_IN" } else { "en_IN" };
+        let body = json!({"RequestInfo": {"apiId": "test"},
+            "otp": {"mobileNumber": mobile, "tenantId": "pb.amritsar", "type": "login",
+                    "locale": locale}});
+        stack
+            .produce(
+                &format!("pb:{mobile}"),
+                body.to_string().as_bytes(),
+                Some(id),
+            )
+            .await;
+    }
+    let _worker = stack.spawn_worker();
+    let timestamp =
+        |m: &rdkafka::message::OwnedMessage| m.timestamp().to_millis().expect("a timestamp");
+    let slow_sms = stack.sms_for(&ids[20]).await;
+    let fast_sms = stack.sms_for(&ids[21]).await;
+    let gap = timestamp(&slow_sms) - timestamp(&fast_sms);
+    assert!(
+        gap >= 1000,
+        "the last en_IN SMS went {gap} ms before the ta_IN one, whose search waited 1,500 ms"
+    );
+    assert!(text(&payload_json(&slow_sms)).starts_with(LOGIN_DEFAULT));
+}
