@@ -212,6 +212,8 @@ impl Settings {
             _ => return Err(read.invalid(keys::PROFILE, "expected production or development")),
         };
         let database_url = read.found(keys::DATABASE_URL)?;
+        let database_tls = read.database_tls()?;
+        let env_ssl_mode = database_tls.0;
         let mut warnings = Vec::new();
         let code_length = read.number(keys::CODE_LENGTH, MIN_CODE_LENGTH..=MAX_CODE_LENGTH)?;
         if profile == Profile::Production && code_length < PRODUCTION_MIN_CODE_LENGTH {
@@ -319,7 +321,7 @@ impl Settings {
                     &database_url.value,
                     read.text(keys::DATABASE_USERNAME)?,
                     read.optional(keys::DATABASE_PASSWORD).unwrap_or_default(),
-                    read.database_tls()?,
+                    database_tls,
                 )?
             },
             migration: MigrationSettings {
@@ -333,14 +335,13 @@ impl Settings {
             retention,
             warnings,
         };
-        let (env_mode, _) = read.database_tls()?;
-        if settings.database.ssl_mode.strength() < env_mode.strength() {
+        if settings.database.ssl_mode.strength() < env_ssl_mode.strength() {
             settings.warnings.push(format!(
                 "{}: its sslmode ({:?}) wins over {} ({:?}), as in libpq, and checks less",
                 database_url.key,
                 settings.database.ssl_mode,
                 read.found(keys::DATABASE_SSL_MODE)?.key,
-                env_mode
+                env_ssl_mode
             ));
         }
         settings.migration.owner = match read.optional(keys::MIGRATE_USERNAME) {

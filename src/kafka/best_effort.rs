@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
@@ -71,13 +70,9 @@ impl BestEffortProducer {
         payload: &[u8],
         headers: &[(&str, Option<&[u8]>)],
     ) {
-        let headers = headers
-            .iter()
-            .fold(OwnedHeaders::new(), |all, (key, value)| {
-                all.insert(Header { key, value: *value })
-            });
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(topic).payload(payload).headers(headers);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+            .payload(payload)
+            .headers(super::producer::owned_headers(headers));
         if let Some(key) = key {
             record = record.key(key);
         }

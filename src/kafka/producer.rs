@@ -45,6 +45,15 @@ impl Classify for ProduceError {
     }
 }
 
+/// librdkafka's headers for `(name, value)` pairs (`None`: a null value), in order.
+pub(super) fn owned_headers(headers: &[(&str, Option<&[u8]>)]) -> OwnedHeaders {
+    headers
+        .iter()
+        .fold(OwnedHeaders::new(), |all, (key, value)| {
+            all.insert(Header { key, value: *value })
+        })
+}
+
 /// A cheap-to-clone handle on one librdkafka producer.
 #[derive(Clone)]
 pub struct EventProducer {
@@ -86,12 +95,8 @@ impl EventProducer {
         payload: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) -> Result<(), ProduceError> {
-        let headers = headers
-            .iter()
-            .fold(OwnedHeaders::new(), |acc, (key, value)| {
-                acc.insert(Header { key, value: *value })
-            });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).headers(owned_headers(headers));
         if let Some(payload) = payload {
             record = record.payload(payload);
         }

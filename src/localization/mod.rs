@@ -118,7 +118,6 @@ impl Localizer {
         let url = Url::parse(&text).map_err(|e| LocalizerError::InvalidUrl(text, e.to_string()))?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
             .build()
             .map_err(|e| LocalizerError::Client(e.to_string()))?;
         Ok(Self {
@@ -223,7 +222,8 @@ impl Inner {
         slot
     }
 
-    /// One search, bounded by the timeout.
+    /// One search, its answer read whole, bounded by the timeout (the only one: the client
+    /// has none of its own).
     async fn search(&self, state: &str, locale: &str) -> Result<Messages, SearchError> {
         let search = search::search(
             &self.http,

@@ -9,6 +9,7 @@
 //! configured text goes with its own id, so that the SMS is delivered, in English. Without any
 //! DLT id for the type, the localized text is sent as it is.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Localizer, LocalizerError, Messages};
@@ -80,13 +81,19 @@ impl MessageTexts {
 
     /// The templates of `request`: its state tenant's texts in its locale, after at most one
     /// search of egov-localization (bounded by the localization timeout) when they are not
-    /// cached.
-    pub async fn for_request(&self, request: &OtpRequest) -> TypeTemplates {
-        let messages = self
+    /// cached. Without localized texts (localization off, no answer) the configured templates
+    /// themselves, borrowed: nothing is copied per request.
+    pub async fn for_request(&self, request: &OtpRequest) -> Cow<'_, TypeTemplates> {
+        match self
             .localizer
             .messages(&request.tenant_id, request.locale())
-            .await;
-        self.choose(request.otp_type, request.locale(), messages.as_deref())
+            .await
+        {
+            Some(messages) => {
+                Cow::Owned(self.choose(request.otp_type, request.locale(), Some(&messages)))
+            }
+            None => Cow::Borrowed(self.configured.for_type(request.otp_type)),
+        }
     }
 
     /// The templates of `otp_type` in `locale` given egov-localization's `messages`.

@@ -57,6 +57,9 @@ impl Pipeline {
         // another's first search of egov-localization takes.
         let sends = plan.deliveries.iter().map(|delivery| async move {
             let wording = tokio::select! {
+                // The texts first: when they are ready at once (cached, or localization off)
+                // the cancellation token is not even looked at.
+                biased;
                 wording = self.texts.for_request(&delivery.request.request) => wording,
                 () = cancel.cancelled() => return vec![Err(Cancelled { attempts: 0 })],
             };
