@@ -124,8 +124,13 @@ impl OutcomeEvent {
 
     /// The event as JSON bytes.
     pub fn to_json(&self) -> Vec<u8> {
+        // Room for a whole event at once (they are 300–500 bytes): no regrowth while writing.
+        let mut json = Vec::with_capacity(512);
         // Only strings, integers, booleans and nulls: serialising cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        match serde_json::to_writer(&mut json, self) {
+            Ok(()) => json,
+            Err(_) => Vec::new(),
+        }
     }
 }
 

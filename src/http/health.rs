@@ -89,7 +89,9 @@ pub(super) async fn liveness() -> Json<Value> {
 }
 
 /// `_send` (and, in role `all`, the worker): the broker, plus PostgreSQL with the worker.
-pub(super) async fn send_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(super) async fn send_readiness(
+    State(state): State<Arc<AppState>>,
+) -> (StatusCode, Json<Value>) {
     let mut parts = Vec::with_capacity(3);
     if state.readiness.with_worker {
         let (kafka, database) = tokio::join!(broker_up(&state), database_up(&state));
@@ -104,7 +106,7 @@ pub(super) async fn send_readiness(State(state): State<AppState>) -> (StatusCode
 }
 
 /// The egov-otp API: PostgreSQL.
-pub(super) async fn otp_readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(super) async fn otp_readiness(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     answer(&[("database", database_up(&state).await)])
 }
 

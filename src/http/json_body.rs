@@ -4,6 +4,8 @@
 //! `application/…+json` type), and the body at most `USER_OTP_HTTP_MAX_BODY_BYTES`; anything
 //! else is a 400 in the envelope. Parsing the bytes is left to the handler.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -14,10 +16,13 @@ use super::AppState;
 /// The raw bytes of a JSON request body, checked for type and size.
 pub(super) struct JsonBody(pub Bytes);
 
-impl FromRequest<AppState> for JsonBody {
+impl FromRequest<Arc<AppState>> for JsonBody {
     type Rejection = LegacyError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(
+        request: Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
         let content_type = request
             .headers()
             .get(CONTENT_TYPE)

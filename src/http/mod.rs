@@ -187,7 +187,8 @@ pub fn router(state: AppState, apis: Apis) -> Router {
         .fallback(|| async { LegacyError::not_found() })
         .method_not_allowed_fallback(|| async { LegacyError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))
-        .with_state(state)
+        // Shared, not cloned per request (axum clones the state for every extractor).
+        .with_state(Arc::new(state))
 }
 
 /// The answer when the concurrency limit sheds a request or it outlasts the request timeout.

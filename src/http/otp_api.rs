@@ -16,6 +16,8 @@
 //! `_search` reports whether a code (by UUID) was validated, and for which identity, within a
 //! code's validity after the validation; never the code or its hash. `_create` is deliberately absent: it handed plain codes to any caller ([§9](../../docs/contract.md#9-java-service-bugs-not-copied)).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
@@ -59,7 +61,7 @@ pub(super) struct OtpView {
 const MAX_SETTLE_ROUNDS: usize = 4;
 
 pub(super) async fn validate(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OtpResponse>, LegacyError> {
     let request = parse_validate(&body)
@@ -228,7 +230,7 @@ async fn attempt(
 const NO_HASH: [u8; crate::domain::code::HASH_LENGTH] = [0; crate::domain::code::HASH_LENGTH];
 
 pub(super) async fn search(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OtpResponse>, LegacyError> {
     let request = parse_search(&body)

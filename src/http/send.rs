@@ -13,6 +13,7 @@
 //! reveals whether a user exists, as the Java service did; the default async mode does not.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -41,7 +42,7 @@ struct SendResponse {
 }
 
 pub(super) async fn send_otp(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,

@@ -1,11 +1,11 @@
 //! A producer for events nobody waits for (the outcomes of `_validate`): handed to librdkafka and
-//! forgotten, batched for up to 20 ms, failures logged by the delivery callback.
+//! forgotten, batched for up to 100 ms, failures logged by the delivery callback.
 //!
 //! Why not the shared [`EventProducer`](super::EventProducer): that one resolves a future per
 //! event on the broker's acknowledgement with a 1 ms linger, right for `_send` (which answers
 //! only once its event is on the topic) but costly per `_validate` (a task, a future and nearly a
-//! produce request per validation). Here a validation costs one enqueue; the events of 20 ms
-//! go in one produce request. Idempotent with `acks=all` like the other, so
+//! produce request per validation). Here a validation costs one enqueue; the events of 100 ms
+//! go in one produce request per partition. Idempotent with `acks=all` like the other, so
 //! librdkafka's own retries never duplicate an event; an event still unsent at shutdown is
 //! flushed ([`BestEffortProducer::flush`]).
 
@@ -18,8 +18,11 @@ use rdkafka::ClientContext;
 
 use crate::config::KafkaSettings;
 
-/// How long an event may wait for others to share its produce request.
-const LINGER: Duration = Duration::from_millis(20);
+/// How long an event may wait for others to share its produce request. A produce round (the
+/// wake-ups of librdkafka's threads, the request, its response) costs far more CPU than one
+/// more event in it, and each partition of the outcome topic lingers on its own, so fewer,
+/// fuller rounds are what keeps this cheap; nobody waits for these events.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Logs the events the broker did not take.
 struct LogFailures;

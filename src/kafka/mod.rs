@@ -17,4 +17,4 @@ mod producer;
 
 pub use best_effort::BestEffortProducer;
 pub use client::{client_config, with_security};
-pub use producer::{EventProducer, ProduceError};
+pub use producer::{EventProducer, GroupRecord, ProduceError, RecordHeader};

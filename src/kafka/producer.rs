@@ -54,6 +54,18 @@ pub(super) fn owned_headers(headers: &[(&str, Option<&[u8]>)]) -> OwnedHeaders {
         })
 }
 
+/// A header of a [`GroupRecord`]: its name and value (`None`: a null value).
+pub type RecordHeader<'a> = (&'a str, Option<&'a [u8]>);
+
+/// One event of a group ([`EventProducer::send_all`]): topic, key, value (`None`: a null
+/// value) and headers, borrowed.
+pub struct GroupRecord<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: &'a [RecordHeader<'a>],
+}
+
 /// A cheap-to-clone handle on one librdkafka producer.
 #[derive(Clone)]
 pub struct EventProducer {
@@ -113,6 +125,58 @@ impl EventProducer {
             Ok(Err((error, _message))) => Err(ProduceError::Kafka(error)),
             Ok(Ok(_delivery)) => Ok(()),
         }
+    }
+
+    /// Writes every record of `records` and waits until each is acknowledged or failed, at most
+    /// the send timeout (plus the same slack as [`send`](Self::send)) for the whole group; the
+    /// answers are in the records' order, each as [`send`](Self::send) would give it
+    /// ([`ProduceError::Timeout`] for a record without a report in time).
+    ///
+    /// The group is handed to librdkafka at once, so it shares produce requests with whatever
+    /// else is queued (the SMS of the same batch), and it is awaited under one timer: a group
+    /// costs one wake-up per report and one timer, not a timer and a retry loop per event.
+    pub async fn send_all(&self, records: &[GroupRecord<'_>]) -> Vec<Result<(), ProduceError>> {
+        let mut answers: Vec<Result<(), ProduceError>> = Vec::with_capacity(records.len());
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        for (index, record) in records.iter().enumerate() {
+            let mut future: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(record.topic).headers(owned_headers(record.headers));
+            if let Some(payload) = record.payload {
+                future = future.payload(payload);
+            }
+            if let Some(key) = record.key {
+                future = future.key(key);
+            }
+            // As in `send`: no wait for room in librdkafka's queue (a full queue fails at once).
+            match self.inner.send_result(future) {
+                Ok(delivery) => {
+                    answers.push(Err(ProduceError::Timeout(self.send_timeout)));
+                    in_flight.push(async move { (index, delivery.await) });
+                }
+                Err((error, _record)) => answers.push(Err(ProduceError::Kafka(error))),
+            }
+        }
+        let deadline = tokio::time::sleep(self.send_timeout + LOCAL_TIMEOUT_SLACK);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                biased;
+                report = futures::StreamExt::next(&mut in_flight) => {
+                    let Some((index, report)) = report else { break };
+                    let answer = match report {
+                        Ok(Ok(_delivery)) => Ok(()),
+                        Ok(Err((error, _message))) => Err(ProduceError::Kafka(error)),
+                        // The producer was dropped: no report will come.
+                        Err(_canceled) => Err(ProduceError::Kafka(KafkaError::Canceled)),
+                    };
+                    if let Some(slot) = answers.get_mut(index) {
+                        *slot = answer;
+                    }
+                }
+                () = &mut deadline => break,
+            }
+        }
+        answers
     }
 
     /// True when a broker answers a metadata request within `timeout`.

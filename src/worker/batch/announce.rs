@@ -2,11 +2,17 @@
 //! per event of the batch that reached an outcome, on the outcome topic, each until the broker
 //! acknowledges it.
 //!
-//! It runs after the notify step, so a `sent` outcome is announced only once its SMS is
-//! acknowledged, and before the SMS are marked sent and the offsets stored, so nothing is lost
-//! by a crash: a request whose final outcome was recorded but not yet announced is announced
-//! again when its event is redelivered (`redelivered: true`, module `classify`); a pending one
-//! is recovered and announced then. What is announced, in event order:
+//! It runs together with the notify step, its events in the same produce requests as the
+//! batch's SMS (a produce round of its own per batch cost more CPU per request than everything
+//! else the outcome topic adds), and both finish before the SMS are marked sent and the offsets
+//! stored, so nothing is lost by a crash: a request whose final outcome was recorded but not yet
+//! announced is announced again when its event is redelivered (`redelivered: true`, module
+//! `classify`); a pending one is recovered and announced then. So `sent` means the SMS was handed
+//! to the broker with it; in the rare case that the SMS is then not acknowledged (its send
+//! window passed, or the worker died between the two acknowledgements) the request is recovered
+//! and a later event for it follows: `sent` again when recovery sends the SMS, else `expired` or
+//! `abandoned`. The latest event of a request id is its outcome (they share a partition: the key
+//! is the request id). What is announced, in event order:
 //! - every outcome the record step recorded: its own (`user_exists`, `unknown_user`,
 //!   `no_mobile_number`, `stale`, `rate_limited` with the guard), `sent` for a code it sent,
 //!   `rate_limited` with the limit's name for a code a send limit refused;
@@ -20,7 +26,7 @@
 //! misconfigured for every event) is logged at error level and the event dropped: outcome
 //! events are for observers, and they must not stop SMS from flowing.
 
-use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,12 +36,13 @@ use crate::domain::outcome_event::{OutcomeEvent, Subject, DEAD_LETTERED};
 use crate::domain::request_event::{REPLY_TOKEN_HEADER, REQUEST_ID_HEADER};
 use crate::domain::request_id::sensible_caller_id;
 use crate::domain::unix_time::unix_ms;
+use crate::failure::{Classify, FailureKind};
+use crate::kafka::{GroupRecord, RecordHeader};
 use crate::retry::Cancelled;
 use crate::store::{Outcome, RequestKey};
 use crate::worker::incoming::Incoming;
-use crate::worker::outgoing::Outgoing;
 use crate::worker::pipeline::Pipeline;
-use crate::worker::retrying::until_settled;
+use crate::worker::retrying::until_done;
 
 /// What an outcome event says about its request, kept from the parsed request.
 pub(crate) struct Facts {
@@ -102,6 +109,11 @@ impl Pipeline {
     /// Writes the outcome events of `plan` (see the module documentation); `acknowledged_earlier`
     /// are the recovered requests whose SMS had gone before.
     ///
+    /// All of them go to the producer at once and are awaited as one group
+    /// ([`EventProducer::send_all`](crate::kafka::EventProducer::send_all)); the ones that
+    /// failed transiently (or timed out) are written again, alone, with the retry policy's
+    /// backoff, until each is acknowledged or refused for good.
+    ///
     /// # Errors
     /// [`Cancelled`] when `cancel` fires first.
     pub(super) async fn announce(
@@ -114,42 +126,56 @@ impl Pipeline {
             plan,
             acknowledged_earlier,
             unix_ms(std::time::SystemTime::now()),
+        );
+        if events.is_empty() {
+            return Ok(());
+        }
+        let payloads: Vec<Vec<u8>> = events.iter().map(|a| a.event.to_json()).collect();
+        let headers: Vec<Vec<RecordHeader<'_>>> = events.iter().map(Announced::headers).collect();
+        let topic = self.topics.outcome.as_str();
+        let unsettled = Mutex::new((0..events.len()).collect::<Vec<usize>>());
+        let (events, payloads, headers, unsettled) = (&events, &payloads, &headers, &unsettled);
+        until_done(
+            &self.retry_policy,
+            "produce outcome events",
+            cancel,
+            || async move {
+                let indices = std::mem::take(&mut *lock(unsettled));
+                let records: Vec<GroupRecord<'_>> = indices
+                    .iter()
+                    .map(|&i| GroupRecord {
+                        topic,
+                        key: events[i].key.as_deref().map(str::as_bytes),
+                        payload: Some(&payloads[i]),
+                        headers: &headers[i],
+                    })
+                    .collect();
+                let answers = self.producer.send_all(&records).await;
+                let mut again = Vec::new();
+                let mut first_failure = None;
+                for (index, answer) in indices.into_iter().zip(answers) {
+                    match answer {
+                        Ok(()) => {}
+                        Err(error) if error.kind() == FailureKind::Poison => {
+                            tracing::error!(%error, "the broker refused an outcome event; dropped");
+                        }
+                        Err(error) => {
+                            again.push(index);
+                            first_failure.get_or_insert(error);
+                        }
+                    }
+                }
+                *lock(unsettled) = again;
+                first_failure.map_or(Ok(()), Err)
+            },
         )
-        .into_iter()
-        .map(|announced| {
-            let mut headers = vec![(
-                Cow::Borrowed(REQUEST_ID_HEADER),
-                Some(Cow::Owned(announced.header_id.into_bytes())),
-            )];
-            if let Some(token) = announced.reply_token {
-                headers.push((
-                    Cow::Borrowed(REPLY_TOKEN_HEADER),
-                    Some(Cow::Owned(token.into_bytes())),
-                ));
-            }
-            Outgoing {
-                topic: self.topics.outcome.clone(),
-                key: announced.key.map(|k| Cow::Owned(k.into_bytes())),
-                payload: Some(Cow::Owned(announced.event.to_json())),
-                headers,
-            }
-        })
-        .collect::<Vec<_>>();
-        let sends = events.iter().map(|event| async move {
-            let sent = until_settled(
-                &self.retry_policy,
-                "produce an outcome event",
-                cancel,
-                || event.send(&self.producer),
-            )
-            .await?;
-            if let Err(error) = sent {
-                tracing::error!(%error, "the broker refused an outcome event; dropped");
-            }
-            Ok(())
-        });
-        futures::future::join_all(sends).await.into_iter().collect()
+        .await
     }
+}
+
+/// The lock of the events still to write (never poisoned: nothing panics while holding it).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One outcome event to write, with its Kafka key and headers.
@@ -160,6 +186,18 @@ struct Announced {
     /// The `x-user-otp-reply-to` header, when the request had one.
     reply_token: Option<String>,
     event: OutcomeEvent,
+}
+
+impl Announced {
+    /// Its headers: `x-request-id`, and `x-user-otp-reply-to` when the request had one.
+    fn headers(&self) -> Vec<RecordHeader<'_>> {
+        let mut headers = Vec::with_capacity(2);
+        headers.push((REQUEST_ID_HEADER, Some(self.header_id.as_bytes())));
+        if let Some(token) = &self.reply_token {
+            headers.push((REPLY_TOKEN_HEADER, Some(token.as_bytes())));
+        }
+        headers
+    }
 }
 
 /// The request event's reply token, when it is a sensible one (1–128 visible ASCII).
