@@ -45,9 +45,21 @@ async fn stack_with(server: &MockServer, vars: &[(&str, &str)]) -> Stack {
     Stack::start(&all).await
 }
 
-/// Produces a `otp_type` request of `mobile` in tenant `pb.amritsar` and `locale`, and returns
-/// its SMS event.
-async fn sms_of(stack: &Stack, mobile: &str, otp_type: &str, locale: &str) -> Value {
+/// A stack whose egov-localization (`server`) takes 5 s to answer any ta_IN search, while the
+/// worker waits at most 1.5 s for texts.
+async fn with_hanging_ta_in(server: &MockServer) -> Stack {
+    Mock::given(method("POST"))
+        .and(path(SEARCH))
+        .and(query_param("locale", "ta_IN"))
+        .respond_with(answer(&[]).set_delay(Duration::from_secs(5)))
+        .mount(server)
+        .await;
+    stack_with(server, &[("USER_OTP_LOCALIZATION_TIMEOUT_MS", "1500")]).await
+}
+
+/// Produces a `otp_type` request of `mobile` in tenant `pb.amritsar` and `locale`; returns its
+/// `x-request-id`.
+async fn produce_in_locale(stack: &Stack, mobile: &str, otp_type: &str, locale: &str) -> String {
     let id = unique_name("req");
     let body = json!({"RequestInfo": {"apiId": "test"},
         "otp": {"mobileNumber": mobile, "tenantId": "pb.amritsar", "type": otp_type,
@@ -59,6 +71,13 @@ async fn sms_of(stack: &Stack, mobile: &str, otp_type: &str, locale: &str) -> Va
             Some(&id),
         )
         .await;
+    id
+}
+
+/// Produces a `otp_type` request of `mobile` in tenant `pb.amritsar` and `locale`, and returns
+/// its SMS event.
+async fn sms_of(stack: &Stack, mobile: &str, otp_type: &str, locale: &str) -> Value {
+    let id = produce_in_locale(stack, mobile, otp_type, locale).await;
     payload_json(&stack.sms_for(&id).await)
 }
 
@@ -252,17 +271,7 @@ async fn a_first_search_that_hangs_delays_only_its_own_request() {
     use rdkafka::Message;
     let localization = MockServer::start().await;
     mount_locale(&localization, "en_IN", &[]).await;
-    Mock::given(method("POST"))
-        .and(path(SEARCH))
-        .and(query_param("locale", "ta_IN"))
-        .respond_with(answer(&[]).set_delay(Duration::from_secs(5)))
-        .mount(&localization)
-        .await;
-    let stack = stack_with(
-        &localization,
-        &[("USER_OTP_LOCALIZATION_TIMEOUT_MS", "1500")],
-    )
-    .await;
+    let stack = with_hanging_ta_in(&localization).await;
     // Twenty en_IN requests, one ta_IN request, one more en_IN request, all on the topic before
     // the worker starts, so that the ta_IN request and the en_IN one behind it are fetched and
     // served in one batch.
@@ -293,4 +302,31 @@ async fn a_first_search_that_hangs_delays_only_its_own_request() {
         "the last en_IN SMS went {gap} ms before the ta_IN one, whose search waited 1,500 ms"
     );
     assert!(text(&payload_json(&slow_sms)).starts_with(LOGIN_DEFAULT));
+}
+
+/// The outcome event of a request is handed over after its SMS, even when the SMS waited for its
+/// texts: a `sent` on the outcome topic means the SMS went first (fails when the announce step
+/// does not wait for the notify step's texts).
+#[tokio::test]
+async fn an_outcome_event_never_precedes_the_sms_waiting_for_its_texts() {
+    use rdkafka::Message;
+    let localization = MockServer::start().await;
+    let stack = with_hanging_ta_in(&localization).await;
+    let mobile = "9876500299";
+    stack.known_citizen(mobile, mobile, None).await;
+    let id = produce_in_locale(&stack, mobile, "login", "ta_IN").await;
+    let _worker = stack.spawn_worker();
+    let sms = stack.sms_for(&id).await;
+    let outcome = wait_for_event(&stack.topics.outcome, &id, |m| {
+        header(m, "x-request-id").as_deref() == Some(id.as_str())
+    })
+    .await;
+    assert_eq!(payload_json(&outcome)["outcome"], "sent");
+    let timestamp =
+        |m: &rdkafka::message::OwnedMessage| m.timestamp().to_millis().expect("a timestamp");
+    assert!(
+        timestamp(&outcome) >= timestamp(&sms),
+        "the outcome event went {} ms before its SMS",
+        timestamp(&sms) - timestamp(&outcome)
+    );
 }

@@ -2,11 +2,13 @@
 //! know without reading our database (audit, the synchronous `_send` mode, dashboards).
 //! `schemas/outcome-event.schema.json` is its contract.
 //!
-//! One event per request (written by the worker once the outcome is final and everything it
-//! caused, the SMS included, is acknowledged) and one per validation (written by the egov-otp
-//! API after it answered). Delivery is at least once: a redelivered or replayed request whose
-//! outcome was recorded earlier is announced again with `redelivered: true`, so consumers that
-//! count should deduplicate on (`subject`, `requestId`).
+//! One event per request (written by the worker once the outcome is final, right after the SMS
+//! it caused went to the producer, in the same produce requests: module
+//! `worker::batch::announce`) and one per validation (written by the egov-otp API after it
+//! answered). Delivery is at least once: a redelivered or replayed request whose outcome was
+//! recorded earlier is announced again with `redelivered: true`, so consumers that count should
+//! deduplicate on (`subject`, `requestId`), keeping the latest event by offset (a `sent` whose
+//! SMS is not acknowledged after all is followed by the recovered request's event).
 //!
 //! It never carries a code or a full mobile number: the identity is masked as in logs
 //! ([`Masked`]: all but the last four characters hidden). The Kafka key is the request id (or,

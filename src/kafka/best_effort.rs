@@ -5,7 +5,7 @@
 //! event on the broker's acknowledgement with a 1 ms linger, right for `_send` (which answers
 //! only once its event is on the topic) but costly per `_validate` (a task, a future and nearly a
 //! produce request per validation). Here a validation costs one enqueue; the events of 100 ms
-//! go in one produce request per partition. Idempotent with `acks=all` like the other, so
+//! go in one produce request per broker. Idempotent with `acks=all` like the other, so
 //! librdkafka's own retries never duplicate an event; an event still unsent at shutdown is
 //! flushed ([`BestEffortProducer::flush`]).
 

@@ -2,17 +2,20 @@
 //! per event of the batch that reached an outcome, on the outcome topic, each until the broker
 //! acknowledges it.
 //!
-//! It runs together with the notify step, its events in the same produce requests as the
-//! batch's SMS (a produce round of its own per batch cost more CPU per request than everything
-//! else the outcome topic adds), and both finish before the SMS are marked sent and the offsets
-//! stored, so nothing is lost by a crash: a request whose final outcome was recorded but not yet
+//! It runs together with the notify step: its events go to the producer right after the
+//! batch's SMS (once every delivery's texts are chosen), in the same produce requests (a
+//! produce round of its own per batch cost more CPU per request than everything else the
+//! outcome topic adds), and both finish before the SMS are marked sent and the offsets stored,
+//! so nothing is lost by a crash: a request whose final outcome was recorded but not yet
 //! announced is announced again when its event is redelivered (`redelivered: true`, module
-//! `classify`); a pending one is recovered and announced then. So `sent` means the SMS was handed
-//! to the broker with it; in the rare case that the SMS is then not acknowledged (its send
-//! window passed, or the worker died between the two acknowledgements) the request is recovered
-//! and a later event for it follows: `sent` again when recovery sends the SMS, else `expired` or
-//! `abandoned`. The latest event of a request id is its outcome (they share a partition: the key
-//! is the request id). What is announced, in event order:
+//! `classify`); a pending one is recovered and announced then. So `sent` means the SMS went to
+//! the broker before or with it; in the rare case that the SMS is then not acknowledged (the
+//! broker refused it until the send window passed, or the worker died between the two
+//! acknowledgements) the request is recovered after the pending grace and a later event for it
+//! follows: `sent` again when recovery finds or sends the SMS, else `expired` or `abandoned`.
+//! No outcome event is handed over after the send window, so every copy of one is delivered or
+//! failed before a recovery announces the request again: the latest event of a request id is
+//! its outcome (one key, one partition). What is announced, in event order:
 //! - every outcome the record step recorded: its own (`user_exists`, `unknown_user`,
 //!   `no_mobile_number`, `stale`, `rate_limited` with the guard), `sent` for a code it sent,
 //!   `rate_limited` with the limit's name for a code a send limit refused;
@@ -27,7 +30,9 @@
 //! events are for observers, and they must not stop SMS from flowing.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::classify::Request;
@@ -109,17 +114,59 @@ impl Pipeline {
     /// Writes the outcome events of `plan` (see the module documentation); `acknowledged_earlier`
     /// are the recovered requests whose SMS had gone before.
     ///
-    /// All of them go to the producer at once and are awaited as one group
-    /// ([`EventProducer::send_all`](crate::kafka::EventProducer::send_all)); the ones that
-    /// failed transiently (or timed out) are written again, alone, with the retry policy's
-    /// backoff, until each is acknowledged or refused for good.
+    /// They wait until every delivery's SMS went to the producer (`texts_ready`, one permit per
+    /// delivery), then all go at once and are awaited as one group
+    /// ([`EventProducer::send_all`](crate::kafka::EventProducer::send_all)); the ones not
+    /// acknowledged (refused but not for good, or timed out) go again as a group with the retry
+    /// policy's backoff until each is acknowledged or refused for good, at most until `send_by`
+    /// (the batch's SMS send window).
     ///
     /// # Errors
-    /// [`Cancelled`] when `cancel` fires first.
+    /// [`Cancelled`] when `cancel` fires first, or when the events are not all acknowledged by
+    /// `send_by` (the batch's requests are then recovered after the pending grace and announced
+    /// again).
     pub(super) async fn announce(
         &self,
         plan: &Plan<'_>,
         acknowledged_earlier: &[RequestKey],
+        send_by: Instant,
+        texts_ready: &Semaphore,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        // Every delivery's SMS first (see `notify::TextsReady`).
+        let deliveries = u32::try_from(plan.deliveries.len()).unwrap_or(u32::MAX);
+        if deliveries > 0 {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(Cancelled { attempts: 0 }),
+                permits = texts_ready.acquire_many(deliveries) => drop(permits),
+            }
+        }
+        match tokio::time::timeout_at(
+            send_by.into(),
+            self.announce_until_done(plan, acknowledged_earlier, send_by, cancel),
+        )
+        .await
+        {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::warn!(
+                    "outcome events not acknowledged within the send window; the batch stops and its requests are recovered after the pending grace"
+                );
+                Err(Cancelled { attempts: 0 })
+            }
+        }
+    }
+
+    /// [`announce`](Self::announce)'s writing and retrying; no attempt starts once `send_by`
+    /// has passed (the caller's timer then ends it), so every copy of an outcome event is
+    /// delivered or failed before another run may recover its request and announce it again:
+    /// a request's events stay in order on its partition.
+    async fn announce_until_done(
+        &self,
+        plan: &Plan<'_>,
+        acknowledged_earlier: &[RequestKey],
+        send_by: Instant,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
         let events = outcome_events(
@@ -140,6 +187,9 @@ impl Pipeline {
             "produce outcome events",
             cancel,
             || async move {
+                if Instant::now() >= send_by {
+                    std::future::pending::<()>().await;
+                }
                 let indices = std::mem::take(&mut *lock(unsettled));
                 let records: Vec<GroupRecord<'_>> = indices
                     .iter()
@@ -151,6 +201,7 @@ impl Pipeline {
                     })
                     .collect();
                 let answers = self.producer.send_all(&records).await;
+                debug_assert_eq!(answers.len(), indices.len(), "one answer per record");
                 let mut again = Vec::new();
                 let mut first_failure = None;
                 for (index, answer) in indices.into_iter().zip(answers) {

@@ -142,10 +142,13 @@ impl Pipeline {
         let (acknowledged_earlier, recovered) = self.recover(&mut plan, cancel).await?;
         timings.recover_ms = clock.lap();
         // SMS, email, dead letters and outcome events all at once: they share the producer's
-        // produce requests (one more round per batch would cost more CPU than the events).
+        // produce requests (one more round per batch would cost more CPU than the events). The
+        // outcome events go only once every SMS went to the producer (`texts_ready`), and
+        // none after the send window.
+        let texts_ready = tokio::sync::Semaphore::new(0);
         let (notified, announced) = futures::future::join(
-            self.notify(&plan, send_by, cancel),
-            self.announce(&plan, &acknowledged_earlier, cancel),
+            self.notify(&plan, send_by, &texts_ready, cancel),
+            self.announce(&plan, &acknowledged_earlier, send_by, &texts_ready, cancel),
         )
         .await;
         notified?;

@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -37,6 +38,18 @@ use crate::worker::pipeline::{Pipeline, Topics};
 use crate::worker::retrying::{until_done, until_settled};
 use crate::worker::sent_scan::{SentScan, CODE_ID_HEADER, SENT_SCAN_TIMEOUT};
 
+/// Adds one permit to its semaphore when dropped: a delivery's texts are chosen, or it ended
+/// without them (cancelled). The announce step runs in the same task, polled after this step
+/// (`futures::future::join`), so once it holds every permit each SMS whose texts were chosen
+/// has been handed to the producer.
+pub(super) struct TextsReady<'a>(pub(super) &'a Semaphore);
+
+impl Drop for TextsReady<'_> {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
+    }
+}
+
 impl Pipeline {
     /// Emits the events of `plan` (deliveries and dead letters) and waits for every
     /// acknowledgement. No SMS is handed to the producer after its window's end: `send_by`
@@ -46,16 +59,22 @@ impl Pipeline {
     /// # Errors
     /// [`Cancelled`] when `cancel` fires first, or when an SMS is not acknowledged by `send_by`
     /// (its request is then recovered after the pending grace).
+    ///
+    /// Each delivery adds one permit to `texts_ready` once its texts are chosen (or it gave up),
+    /// right before its SMS goes to the producer in the same poll; the announce step waits for
+    /// all of them ([`TextsReady`]).
     pub(super) async fn notify(
         &self,
         plan: &Plan<'_>,
         send_by: Instant,
+        texts_ready: &Semaphore,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
         let step_started = unix_ms(SystemTime::now());
         // Each delivery on its own: one whose texts are cached is sent at once, whatever
         // another's first search of egov-localization takes.
         let sends = plan.deliveries.iter().map(|delivery| async move {
+            let ready = TextsReady(texts_ready);
             let wording = tokio::select! {
                 // The texts first: when they are ready at once (cached, or localization off)
                 // the cancellation token is not even looked at.
@@ -63,6 +82,7 @@ impl Pipeline {
                 wording = self.texts.for_request(&delivery.request.request) => wording,
                 () = cancel.cancelled() => return vec![Err(Cancelled { attempts: 0 })],
             };
+            drop(ready);
             let sms_expires_at = SystemTime::now() + self.sms_expiry;
             let by = delivery.send_by.unwrap_or(send_by);
             let events = self.events_for(delivery, &wording, sms_expires_at);

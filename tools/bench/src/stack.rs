@@ -120,16 +120,24 @@ impl Stack {
         Ok(Settings::from_sources(&sources)?)
     }
 
-    /// Drops this stack's database (after its last measurement).
+    /// Drops this stack's database (after its last measurement). `WITH (FORCE)` ends our own
+    /// sessions, but not an autovacuum worker's (a superuser's: "must be a member of the role
+    /// whose process is being terminated"), which the runs' inserts start at the end; so a
+    /// refused drop is tried again, every 200 ms for up to 30 s.
     pub(crate) async fn drop_database(&self) -> anyhow::Result<()> {
-        connect(&self.local, &self.local.pg_db)
-            .await?
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.database
-            ))
-            .await
-            .context("dropping the benchmark database")
+        let client = connect(&self.local, &self.local.pg_db).await?;
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database);
+        let mut attempts = 0;
+        loop {
+            match client.batch_execute(&statement).await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts < 150 && error.as_db_error().is_some() => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(error) => return Err(error).context("dropping the benchmark database"),
+            }
+        }
     }
 
     /// Deletes this stack's topics and database (after its last measurement): a broker that
