@@ -8,14 +8,17 @@
 //! outcome topic adds), and both finish before the SMS are marked sent and the offsets stored,
 //! so nothing is lost by a crash: a request whose final outcome was recorded but not yet
 //! announced is announced again when its event is redelivered (`redelivered: true`, module
-//! `classify`); a pending one is recovered and announced then. So `sent` means the SMS went to
-//! the broker before or with it; in the rare case that the SMS is then not acknowledged (the
-//! broker refused it until the send window passed, or the worker died between the two
-//! acknowledgements) the request is recovered after the pending grace and a later event for it
-//! follows: `sent` again when recovery finds or sends the SMS, else `expired` or `abandoned`.
-//! No outcome event is handed over after the send window, so every copy of one is delivered or
-//! failed before a recovery announces the request again: the latest event of a request id is
-//! its outcome (one key, one partition). What is announced, in event order:
+//! `classify`); a pending one is recovered and announced then. So `sent` means the SMS was
+//! handed to the producer before it (the two topics' partitions are written independently); in
+//! the rare case that the SMS is then not acknowledged (the broker refused it until the send
+//! window passed, its first hand-over failed on a full local queue, or the worker died between
+//! the two acknowledgements) the request is recovered after the pending grace and a later event
+//! for it follows: `sent` again when recovery finds or sends the SMS, else `expired` or
+//! `abandoned`. The latest event of a request id (one key, one partition) is its outcome, but
+//! for one rare case: an outcome event still being retried by a run whose partition was revoked
+//! may land after the new owner's. Outcome events are retried until acknowledged, without a
+//! send window: a slow outcome topic delays a batch, never fails it. What is announced, in
+//! event order:
 //! - every outcome the record step recorded: its own (`user_exists`, `unknown_user`,
 //!   `no_mobile_number`, `stale`, `rate_limited` with the guard), `sent` for a code it sent,
 //!   `rate_limited` with the limit's name for a code a send limit refused;
@@ -30,7 +33,6 @@
 //! events are for observers, and they must not stop SMS from flowing.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -118,18 +120,14 @@ impl Pipeline {
     /// delivery), then all go at once and are awaited as one group
     /// ([`EventProducer::send_all`](crate::kafka::EventProducer::send_all)); the ones not
     /// acknowledged (refused but not for good, or timed out) go again as a group with the retry
-    /// policy's backoff until each is acknowledged or refused for good, at most until `send_by`
-    /// (the batch's SMS send window).
+    /// policy's backoff until each is acknowledged or refused for good.
     ///
     /// # Errors
-    /// [`Cancelled`] when `cancel` fires first, or when the events are not all acknowledged by
-    /// `send_by` (the batch's requests are then recovered after the pending grace and announced
-    /// again).
+    /// [`Cancelled`] when `cancel` fires first.
     pub(super) async fn announce(
         &self,
         plan: &Plan<'_>,
         acknowledged_earlier: &[RequestKey],
-        send_by: Instant,
         texts_ready: &Semaphore,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
@@ -142,31 +140,15 @@ impl Pipeline {
                 permits = texts_ready.acquire_many(deliveries) => drop(permits),
             }
         }
-        match tokio::time::timeout_at(
-            send_by.into(),
-            self.announce_until_done(plan, acknowledged_earlier, send_by, cancel),
-        )
-        .await
-        {
-            Ok(done) => done,
-            Err(_) => {
-                tracing::warn!(
-                    "outcome events not acknowledged within the send window; the batch stops and its requests are recovered after the pending grace"
-                );
-                Err(Cancelled { attempts: 0 })
-            }
-        }
+        self.announce_until_done(plan, acknowledged_earlier, cancel)
+            .await
     }
 
-    /// [`announce`](Self::announce)'s writing and retrying; no attempt starts once `send_by`
-    /// has passed (the caller's timer then ends it), so every copy of an outcome event is
-    /// delivered or failed before another run may recover its request and announce it again:
-    /// a request's events stay in order on its partition.
+    /// [`announce`](Self::announce)'s writing and retrying.
     async fn announce_until_done(
         &self,
         plan: &Plan<'_>,
         acknowledged_earlier: &[RequestKey],
-        send_by: Instant,
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
         let events = outcome_events(
@@ -187,9 +169,6 @@ impl Pipeline {
             "produce outcome events",
             cancel,
             || async move {
-                if Instant::now() >= send_by {
-                    std::future::pending::<()>().await;
-                }
                 let indices = std::mem::take(&mut *lock(unsettled));
                 let records: Vec<GroupRecord<'_>> = indices
                     .iter()

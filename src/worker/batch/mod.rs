@@ -143,12 +143,12 @@ impl Pipeline {
         timings.recover_ms = clock.lap();
         // SMS, email, dead letters and outcome events all at once: they share the producer's
         // produce requests (one more round per batch would cost more CPU than the events). The
-        // outcome events go only once every SMS went to the producer (`texts_ready`), and
-        // none after the send window.
+        // outcome events go only once every SMS went to the producer (`texts_ready`; this
+        // relies on `join` polling the notify step first).
         let texts_ready = tokio::sync::Semaphore::new(0);
         let (notified, announced) = futures::future::join(
             self.notify(&plan, send_by, &texts_ready, cancel),
-            self.announce(&plan, &acknowledged_earlier, send_by, &texts_ready, cancel),
+            self.announce(&plan, &acknowledged_earlier, &texts_ready, cancel),
         )
         .await;
         notified?;
