@@ -66,6 +66,18 @@ pub struct GroupRecord<'a> {
     pub headers: &'a [RecordHeader<'a>],
 }
 
+/// librdkafka's record for `record`.
+fn future_record<'a>(record: &GroupRecord<'a>) -> FutureRecord<'a, [u8], [u8]> {
+    let mut future = FutureRecord::to(record.topic).headers(owned_headers(record.headers));
+    if let Some(payload) = record.payload {
+        future = future.payload(payload);
+    }
+    if let Some(key) = record.key {
+        future = future.key(key);
+    }
+    future
+}
+
 /// A cheap-to-clone handle on one librdkafka producer.
 #[derive(Clone)]
 pub struct EventProducer {
@@ -107,14 +119,12 @@ impl EventProducer {
         payload: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) -> Result<(), ProduceError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).headers(owned_headers(headers));
-        if let Some(payload) = payload {
-            record = record.payload(payload);
-        }
-        if let Some(key) = key {
-            record = record.key(key);
-        }
+        let record = future_record(&GroupRecord {
+            topic,
+            key,
+            payload,
+            headers,
+        });
         let limit = self.send_timeout + LOCAL_TIMEOUT_SLACK;
         // No wait for room in librdkafka's queue (a full queue fails at once and the caller
         // retries), so `message.timeout.ms` counts from now and our own limit below always
@@ -139,16 +149,8 @@ impl EventProducer {
         let mut answers: Vec<Result<(), ProduceError>> = Vec::with_capacity(records.len());
         let mut in_flight = futures::stream::FuturesUnordered::new();
         for (index, record) in records.iter().enumerate() {
-            let mut future: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(record.topic).headers(owned_headers(record.headers));
-            if let Some(payload) = record.payload {
-                future = future.payload(payload);
-            }
-            if let Some(key) = record.key {
-                future = future.key(key);
-            }
             // As in `send`: no wait for room in librdkafka's queue (a full queue fails at once).
-            match self.inner.send_result(future) {
+            match self.inner.send_result(future_record(record)) {
                 Ok(delivery) => {
                     answers.push(Err(ProduceError::Timeout(self.send_timeout)));
                     in_flight.push(async move { (index, delivery.await) });

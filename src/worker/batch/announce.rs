@@ -140,17 +140,6 @@ impl Pipeline {
                 permits = texts_ready.acquire_many(deliveries) => drop(permits),
             }
         }
-        self.announce_until_done(plan, acknowledged_earlier, cancel)
-            .await
-    }
-
-    /// [`announce`](Self::announce)'s writing and retrying.
-    async fn announce_until_done(
-        &self,
-        plan: &Plan<'_>,
-        acknowledged_earlier: &[RequestKey],
-        cancel: &CancellationToken,
-    ) -> Result<(), Cancelled> {
         let events = outcome_events(
             plan,
             acknowledged_earlier,
